@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { ModelPriceSchema } from '../usage/pricing.js';
+
+/** config.json as a user writes it. Keys starting with "_" are comments and ignored. */
+export const ConfigFileSchema = z
+  .object({
+    OPENAI_API_KEY: z.string().min(1).optional(),
+    OPENAI_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+    PORT: z.number().int().min(0).max(65535).optional(),
+    HOST: z.string().min(1).optional(),
+    KEYS_FILE: z.string().min(1).optional(),
+    USAGE_DB: z.string().min(1).optional(),
+    ACCESS_LOG: z.string().min(1).optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+    logBodies: z.boolean().optional(),
+    corsOrigins: z.union([z.literal('*'), z.array(z.string().min(1))]).optional(),
+    upstreamTimeoutMs: z.number().int().positive().optional(),
+    shutdownTimeoutMs: z.number().int().nonnegative().optional(),
+    maxBodyMb: z.number().positive().max(1024).optional(),
+    prices: z.record(z.string().min(1), ModelPriceSchema).optional(),
+  })
+  .strict();
+
+export type ConfigFile = z.infer<typeof ConfigFileSchema>;
+
+export interface Config {
+  upstreamKey: string;
+  /** Upstream origin plus optional path prefix; requests for /v1/... are appended (see upstreamPath). */
+  upstreamBaseUrl: URL;
+  port: number;
+  host: string;
+  keysFile: string;
+  usageDb: string;
+  accessLog: string;
+  logLevel: string;
+  logBodies: boolean;
+  corsOrigins: '*' | string[];
+  upstreamTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  maxBodyBytes: number;
+  prices: Record<string, z.infer<typeof ModelPriceSchema>>;
+}
+
+export const DEFAULTS = {
+  OPENAI_BASE_URL: 'https://api.openai.com',
+  PORT: 8080,
+  HOST: '127.0.0.1',
+  KEYS_FILE: 'keys.json',
+  USAGE_DB: 'usage.sqlite',
+  ACCESS_LOG: 'access.log',
+  LOG_LEVEL: 'info',
+  upstreamTimeoutMs: 600_000,
+  shutdownTimeoutMs: 30_000,
+  maxBodyMb: 50,
+} as const;

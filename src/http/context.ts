@@ -1,0 +1,55 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { Response } from 'express';
+import type { KeyRecord } from '../keys/types.js';
+import type { Endpoint } from '../usage/endpoint.js';
+import type { UsageCounts } from '../usage/types.js';
+
+export type Outcome = 'ok' | 'upstream_error' | 'client_aborted' | 'stream_broken';
+
+/** Everything known about one request as it moves along the path; read by the meter and the log. */
+export interface RequestContext {
+  id: string;
+  startedAt: number;
+  t0: bigint;
+  method: string;
+  /** URL path without the query string. */
+  path: string;
+  endpoint: Endpoint;
+  principal?: KeyRecord;
+  requestModel?: string;
+  stream: boolean;
+  /** Keyward added stream_options.include_usage: hide the extra usage chunk from this client. */
+  withholdUsage: boolean;
+  /** The (possibly reshaped) request body when it had to be read before forwarding. */
+  body?: Buffer;
+  /** Parsed JSON request body, kept only for logBodies. */
+  bodyJson?: unknown;
+  /** Speech input length, billed per character for tts-1. */
+  inputCharacters?: number;
+  forwarded: boolean;
+  status?: number;
+  ttfbMs?: number;
+  upstreamRequestId?: string;
+  responseModel?: string;
+  /** Parsed JSON response body, kept only for logBodies. */
+  responseJson?: unknown;
+  usage: Partial<UsageCounts>;
+  outcome?: Outcome;
+  error?: string;
+  timedOut: boolean;
+  /** Ends the response tap and moves what it found into usage/model (idempotent). */
+  finishTap?: () => void;
+  proxyReq?: ClientRequest;
+  proxyRes?: IncomingMessage;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export function ctxOf(res: Response): RequestContext {
+  return res.locals.ctx as RequestContext;
+}
+
+/** Milliseconds since the request arrived, to 0.01 ms. */
+export function elapsedMs(ctx: RequestContext): number {
+  return Math.round(Number(process.hrtime.bigint() - ctx.t0) / 1e4) / 100;
+}

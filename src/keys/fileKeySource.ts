@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from 'pino';
+import { KeyFileError, parseKeyFile } from './keyFile.js';
+import type { KeyRecord, KeySource } from './types.js';
+
+/**
+ * keys.json, hot-reloaded. The directory is watched rather than the file so that editors which
+ * write a temp file and rename it over keys.json (a new inode) are still seen. A file that fails to
+ * parse or validate never replaces the last good set: everyone keeps working, the problem is logged.
+ */
+export class FileKeySource implements KeySource {
+  readonly name = 'keys.json';
+  private byDigest = new Map<string, KeyRecord>();
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lastText: string | undefined;
+  /** Resolves after each reload attempt (tests and the CLI wait on it). */
+  onReload: ((ok: boolean) => void) | undefined;
+
+  constructor(
+    readonly path: string,
+    private readonly log: Logger,
+  ) {
+    this.path = resolve(path);
+  }
+
+  /** Loads once; a missing file is an empty set (create the first key with `npm run create`). */
+  load(): void {
+    this.reload(true);
+  }
+
+  lookup(digest: string): KeyRecord | undefined {
+    return this.byDigest.get(digest);
+  }
+
+  list(): Iterable<KeyRecord> {
+    return this.byDigest.values();
+  }
+
+  get size(): number {
+    return this.byDigest.size;
+  }
+
+  async watch(): Promise<void> {
+    const dir = dirname(this.path);
+    const file = basename(this.path);
+    this.watcher = watch(dir, {
+      ignoreInitial: true,
+      depth: 0,
+      ignored: (p: string) => resolve(p) !== dir && basename(p) !== file,
+    });
+    this.watcher.on('all', (_event, p) => {
+      if (resolve(p) === this.path) this.schedule();
+    });
+    this.watcher.on('error', (err) => this.log.error({ err }, 'keys file watcher failed'));
+    await new Promise<void>((ok) => this.watcher!.once('ready', ok));
+  }
+
+  /** Coalesces a burst of events (write + rename) into one read. */
+  private schedule(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.reload(false), 30);
+  }
+
+  private reload(initial: boolean): void {
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (initial) this.log.warn({ file: this.path }, 'no keys file yet: create a key with `npm run create -- <name> <email>`');
+        else this.log.error({ file: this.path }, 'keys file was removed; keeping the last good keys');
+      } else {
+        this.log.error({ file: this.path, err: (err as Error).message }, 'cannot read keys file; keeping the last good keys');
+      }
+      this.onReload?.(false);
+      return;
+    }
+    if (text === this.lastText) return this.onReload?.(true);
+    try {
+      const records = parseKeyFile(text, basename(this.path), this.name);
+      this.byDigest = new Map(records.map((r) => [r.digest, r]));
+      this.lastText = text;
+      this.log.info({ file: this.path, keys: records.length }, initial ? 'keys loaded' : 'keys reloaded');
+      this.onReload?.(true);
+    } catch (err) {
+      const message = err instanceof KeyFileError ? err.message : String(err);
+      this.log.error({ problem: message, keptKeys: this.byDigest.size }, 'keys file rejected; keeping the last good keys');
+      this.onReload?.(false);
+    }
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    await this.watcher?.close();
+  }
+}

@@ -1,0 +1,67 @@
+import pino, { type Logger } from 'pino';
+import type { RequestContext } from '../http/context.js';
+import type { UsageRow } from '../storage/usageStore.js';
+import { REDACT_PATHS } from './logger.js';
+import { redactBase64 } from './redactBodies.js';
+
+/**
+ * One JSON line per request in access.log, written asynchronously (pino's SonicBoom destination) so
+ * logging never blocks a response. Only chosen fields are written: headers are never logged, so no
+ * key, token or cookie can reach the file; bodies only with logBodies, base64 cut short.
+ */
+export class AccessLog {
+  private readonly dest: pino.DestinationStream & { flushSync(): void; end(): void };
+  private readonly log: Logger;
+
+  constructor(
+    file: string,
+    private readonly logBodies: boolean,
+  ) {
+    this.dest = pino.destination({ dest: file, sync: false, mkdir: true, minLength: 4096 }) as never;
+    this.log = pino(
+      { base: undefined, timestamp: pino.stdTimeFunctions.isoTime, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+      this.dest,
+    );
+  }
+
+  write(ctx: RequestContext, status: number, latencyMs: number, row: UsageRow | undefined): void {
+    const line: Record<string, unknown> = {
+      request_id: ctx.id,
+      key_id: ctx.principal?.id ?? null,
+      key_name: ctx.principal?.name ?? null,
+      key_email: ctx.principal?.email ?? null,
+      method: ctx.method,
+      path: ctx.path,
+      status,
+      latency_ms: latencyMs,
+      ttfb_ms: row?.ttfb_ms ?? undefined,
+      model: row?.model ?? ctx.requestModel ?? null,
+      stream: ctx.stream,
+      input_tokens: row?.input_tokens ?? null,
+      output_tokens: row?.output_tokens ?? null,
+      total_tokens: row?.total_tokens ?? null,
+      cost_usd: row?.cost_nano_usd == null ? null : row.cost_nano_usd / 1e9,
+      outcome: row?.outcome,
+      upstream_request_id: ctx.upstreamRequestId ?? null,
+    };
+    if (row?.error) line.error = row.error;
+    if (this.logBodies) {
+      if (ctx.bodyJson !== undefined) line.request_body = redactBase64(ctx.bodyJson);
+      if (ctx.responseJson !== undefined) line.response_body = redactBase64(ctx.responseJson);
+    }
+    this.log.info(line);
+  }
+
+  flush(): void {
+    try {
+      this.dest.flushSync();
+    } catch {
+      // not yet open, or already closed
+    }
+  }
+
+  close(): void {
+    this.flush();
+    this.dest.end();
+  }
+}

@@ -1,0 +1,104 @@
+import type { IncomingMessage } from 'node:http';
+import type { Response } from 'express';
+import { elapsedMs, type RequestContext } from '../http/context.js';
+import { sendError } from '../http/errors.js';
+import { CompressedTap } from '../usage/compressedTap.js';
+import { JsonTap, SseTap, nullTap, type ResponseTap } from '../usage/taps.js';
+import { responseHeaders } from './headers.js';
+import { UsageChunkFilter } from './usageChunkFilter.js';
+
+/** Largest response body the JSON tap keeps a copy of (image b64 answers can be tens of MB). */
+const TAP_MAX_BYTES = 64 * 1024 * 1024;
+
+function chooseTap(ctx: RequestContext, upstream: IncomingMessage): ResponseTap {
+  const type = String(upstream.headers['content-type'] ?? '').toLowerCase();
+  const tap = type.startsWith('text/event-stream')
+    ? new SseTap(ctx.endpoint)
+    : type.includes('json')
+      ? new JsonTap(ctx.endpoint, TAP_MAX_BYTES)
+      : nullTap;
+  const encoding = upstream.headers['content-encoding'];
+  if (tap === nullTap || !encoding || encoding === 'identity') return tap;
+  return CompressedTap.wrap(tap, encoding, TAP_MAX_BYTES) ?? nullTap;
+}
+
+/**
+ * Sends the upstream answer to the client as it arrives, byte for byte, while a tap reads a copy for
+ * usage. Only a stream whose usage Keyward asked for on the client's behalf is reshaped (the extra
+ * usage chunk withheld), event by event.
+ */
+export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, res: Response): void {
+  ctx.proxyRes = upstream;
+  ctx.status = upstream.statusCode ?? 502;
+  ctx.ttfbMs = elapsedMs(ctx);
+  const upstreamId = upstream.headers['x-request-id'];
+  if (typeof upstreamId === 'string') ctx.upstreamRequestId = upstreamId;
+  if (res.destroyed) {
+    upstream.destroy();
+    return;
+  }
+
+  if (ctx.status === 401) return replaceUpstreamAuthFailure(ctx, upstream, res);
+
+  const tap = chooseTap(ctx, upstream);
+  let tapDone = false;
+  ctx.finishTap = () => {
+    if (tapDone) return;
+    tapDone = true;
+    const found = tap.end();
+    if (found.model) ctx.responseModel = found.model;
+    if (found.usage) ctx.usage = { ...ctx.usage, ...found.usage };
+    if (found.json !== undefined) ctx.responseJson = found.json;
+  };
+
+  upstream.on('data', (chunk: Buffer) => {
+    ctx.bytesOut += chunk.length;
+    tap.push(chunk);
+  });
+  // Registered before pipe(), so the tap is read before the client's response is ended.
+  upstream.on('end', ctx.finishTap);
+  upstream.on('error', () => {}); // reported through 'close' below
+  upstream.on('close', () => {
+    if (upstream.complete) return;
+    ctx.outcome ??= res.destroyed ? 'client_aborted' : 'stream_broken';
+    ctx.error ??= 'upstream connection closed mid-response';
+    ctx.finishTap?.();
+    // Cut the client's response too: a clean end would pass a truncated answer off as complete.
+    res.destroy();
+  });
+
+  const headers = responseHeaders(upstream.headers);
+  headers['x-request-id'] ??= ctx.id;
+  headers['x-keyward-request-id'] = ctx.id;
+  const reshape = ctx.withholdUsage && ctx.status === 200 && tap instanceof SseTap;
+  if (reshape) delete headers['content-length'];
+  res.writeHead(ctx.status, headers);
+  if (reshape) upstream.pipe(new UsageChunkFilter()).pipe(res);
+  else upstream.pipe(res);
+}
+
+/**
+ * OpenAI's 401 means the gateway's own key was refused, and its message echoes part of that key.
+ * The client gets a 502 that says so, with nothing of the key in it.
+ */
+function replaceUpstreamAuthFailure(ctx: RequestContext, upstream: IncomingMessage, res: Response): void {
+  const tap = new JsonTap(ctx.endpoint, 64 * 1024);
+  upstream.on('data', (chunk: Buffer) => tap.push(chunk));
+  upstream.on('error', () => {});
+  upstream.on('end', () => {
+    const json = tap.end().json as { error?: { code?: unknown } } | undefined;
+    const code = typeof json?.error?.code === 'string' ? json.error.code : 'unknown';
+    ctx.outcome = 'upstream_error';
+    ctx.status = 502;
+    ctx.error = `upstream refused the gateway's key (401 ${code})`;
+    sendError(
+      res,
+      502,
+      `OpenAI refused this gateway's upstream key (401, ${code}). This is a Keyward configuration problem: ask the operator to check OPENAI_API_KEY.`,
+      'upstream_error',
+      'upstream_auth_failed',
+      null,
+      { 'x-keyward-request-id': ctx.id, 'x-request-id': ctx.upstreamRequestId ?? ctx.id },
+    );
+  });
+}

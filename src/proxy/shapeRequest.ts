@@ -1,0 +1,72 @@
+import type { RequestHandler } from 'express';
+import { ctxOf, type RequestContext } from '../http/context.js';
+import type { Endpoint } from '../usage/endpoint.js';
+import { tooLarge } from './bodyLimit.js';
+import { BodyTooLarge, readBody } from './readBody.js';
+
+/**
+ * JSON bodies Keyward must read before forwarding: to learn `model` and `stream`, and to add
+ * stream_options.include_usage. Others (embeddings, files, multipart audio …) stream straight through
+ * unread: their answer names the model, and a 20 MB embeddings body is never materialised.
+ */
+const READ_JSON: ReadonlySet<Endpoint> = new Set<Endpoint>([
+  'chat.completions',
+  'completions',
+  'responses',
+  'audio.speech',
+  'images.generations',
+]);
+
+/** Only these two accept stream_options; OpenAI answers 400 to it anywhere else. */
+const INJECT_USAGE: ReadonlySet<Endpoint> = new Set<Endpoint>(['chat.completions', 'completions']);
+
+function isJson(contentType: string | undefined): boolean {
+  return contentType !== undefined && /^application\/([\w.+-]*\+)?json/i.test(contentType);
+}
+
+type Json = Record<string, unknown>;
+
+/** Applies what Keyward needs from a parsed body; returns true when the body was changed. */
+export function shapeBody(ctx: RequestContext, body: Json): boolean {
+  if (typeof body.model === 'string') ctx.requestModel = body.model;
+  if (ctx.endpoint === 'audio.speech') {
+    ctx.stream = body.stream_format === 'sse';
+    if (typeof body.input === 'string') ctx.inputCharacters = [...body.input].length;
+    return false;
+  }
+  ctx.stream = body.stream === true;
+  if (!ctx.stream || !INJECT_USAGE.has(ctx.endpoint)) return false;
+  const options = body.stream_options;
+  if (options && typeof options === 'object' && (options as Json).include_usage === true) return false;
+  body.stream_options = { ...(options && typeof options === 'object' ? options : {}), include_usage: true };
+  ctx.withholdUsage = true;
+  return true;
+}
+
+export function shapeRequest(maxBytes: number, keepBodyJson: boolean): RequestHandler {
+  return async (req, res, next) => {
+    const ctx = ctxOf(res);
+    if (req.method !== 'POST' || !READ_JSON.has(ctx.endpoint) || !isJson(req.headers['content-type'])) {
+      return next();
+    }
+    let raw: Buffer;
+    try {
+      raw = await readBody(req, maxBytes);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) return tooLarge(res, maxBytes);
+      return next(err);
+    }
+    ctx.body = raw;
+    ctx.bytesIn = raw.length;
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return next(); // forwarded as sent: OpenAI's own 400 explains the JSON error best
+    }
+    if (!body || typeof body !== 'object' || Array.isArray(body)) return next();
+    if (keepBodyJson) ctx.bodyJson = body;
+    if (shapeBody(ctx, body as Json)) ctx.body = Buffer.from(JSON.stringify(body), 'utf8');
+    next();
+  };
+}

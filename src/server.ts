@@ -1,0 +1,114 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
+import { createApp } from './app.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import type { RequestContext } from './http/context.js';
+import { FileKeySource } from './keys/fileKeySource.js';
+import { KeyRing } from './keys/keyRing.js';
+import { AccessLog } from './logging/accessLog.js';
+import { createLogger } from './logging/logger.js';
+import { SqliteUsageStore } from './storage/sqlite/sqliteUsageStore.js';
+import { Meter } from './usage/meter.js';
+import { Pricing } from './usage/pricing.js';
+
+export interface RunningServer {
+  url: string;
+  server: http.Server;
+  /** Stops accepting, lets in-flight requests finish (up to shutdownTimeoutMs), writes their rows, closes. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const fileKeys = new FileKeySource(config.keysFile, log);
+  fileKeys.load();
+  await fileKeys.watch();
+  const keys = new KeyRing([fileKeys]);
+  const store = new SqliteUsageStore(config.usageDb, (err, rows) =>
+    log.error({ err, rows }, 'could not write usage rows'),
+  );
+  const meter = new Meter(store, Pricing.bundled(config.prices), log);
+  const accessLog = new AccessLog(config.accessLog, config.logBodies);
+  const inFlight = new Set<RequestContext>();
+  const app = createApp({ config, keys, meter, accessLog, log, inFlight });
+
+  const server = http.createServer(app);
+  // Longer than common load balancers' idle timeout, so they never reuse a connection we just closed.
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host === '0.0.0.0' ? 'localhost' : host}:${port}`;
+  log.info({ url: `${url}/v1`, upstream: config.upstreamBaseUrl.origin, keys: fileKeys.size }, 'Keyward is listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info({ inFlight: inFlight.size }, 'stopping: no new connections, waiting for requests in flight');
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const deadline = Date.now() + config.shutdownTimeoutMs;
+      while (inFlight.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (inFlight.size) {
+        log.warn({ inFlight: inFlight.size }, 'shutdown timeout: cutting the remaining requests');
+        for (const ctx of inFlight) {
+          ctx.outcome ??= 'stream_broken';
+          ctx.error ??= 'cut by shutdown';
+        }
+        server.closeAllConnections();
+        // Their 'close' events write their rows.
+        for (let i = 0; i < 20 && inFlight.size; i++) await new Promise((r) => setTimeout(r, 10));
+      }
+      // Connections that carried the last requests are idle now; keep-alive would hold them open.
+      server.closeIdleConnections();
+      const idleCheck = setInterval(() => server.closeIdleConnections(), 50);
+      await closed;
+      clearInterval(idleCheck);
+      store.close();
+      accessLog.close();
+      await keys.close();
+      log.info('stopped');
+    })());
+  return { url, server, stop };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`keyward: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  let running: RunningServer;
+  try {
+    running = await startServer(config, log);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`keyward: cannot start: ${e.code === 'EADDRINUSE' ? `port ${config.port} is in use` : e.message}\n`);
+    process.exit(1);
+  }
+  const onSignal = (signal: string) => {
+    log.info({ signal }, 'signal received');
+    running.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();

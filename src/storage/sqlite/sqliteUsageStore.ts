@@ -1,0 +1,133 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { GroupTotals, UsageFilter, UsageRow, UsageStore, UserTotals } from '../usageStore.js';
+import { MIGRATIONS } from './migrations.js';
+
+const COLUMNS = [
+  'ts', 'ts_ms', 'request_id', 'key_id', 'key_name', 'key_email', 'key_source', 'method', 'path',
+  'endpoint', 'model', 'status', 'stream', 'input_tokens', 'cached_input_tokens', 'output_tokens',
+  'reasoning_tokens', 'total_tokens', 'input_audio_tokens', 'output_audio_tokens', 'input_image_tokens',
+  'output_image_tokens', 'audio_seconds', 'input_characters', 'cost_nano_usd', 'latency_ms', 'ttfb_ms',
+  'upstream_request_id', 'outcome', 'error', 'bytes_in', 'bytes_out',
+] as const;
+
+const SUMS = `COUNT(*) AS requests,
+  COALESCE(SUM(input_tokens), 0) AS input_tokens,
+  COALESCE(SUM(cached_input_tokens), 0) AS cached_input_tokens,
+  COALESCE(SUM(output_tokens), 0) AS output_tokens,
+  COALESCE(SUM(total_tokens), 0) AS total_tokens,
+  COALESCE(SUM(cost_nano_usd), 0) / 1e9 AS cost_usd`;
+
+/**
+ * SQLite in WAL mode. Rows queue in memory for at most one event-loop turn and are written together
+ * in one transaction (one commit for a burst instead of one per request).
+ */
+export class SqliteUsageStore implements UsageStore {
+  private readonly db: Database.Database;
+  private readonly insertMany: (rows: UsageRow[]) => void;
+  private queue: UsageRow[] = [];
+  private scheduled = false;
+
+  constructor(
+    readonly file: string,
+    private readonly onError: (err: unknown, rows: number) => void = () => {},
+  ) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    const stmt = this.db.prepare(
+      `INSERT INTO usage (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((c) => '@' + c).join(', ')})`,
+    );
+    this.insertMany = this.db.transaction((rows: UsageRow[]) => {
+      for (const row of rows) stmt.run({ ...row, stream: row.stream ? 1 : 0 });
+    });
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  insert(row: UsageRow): void {
+    this.queue.push(row);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (!this.queue.length) return;
+    const rows = this.queue;
+    this.queue = [];
+    try {
+      this.insertMany(rows);
+    } catch (err) {
+      this.onError(err, rows.length);
+    }
+  }
+
+  private where(filter: UsageFilter): { sql: string; params: Record<string, unknown> } {
+    const parts: string[] = [];
+    const params: Record<string, unknown> = {};
+    if (filter.email !== undefined) {
+      parts.push('key_email = @email');
+      params.email = filter.email.toLowerCase();
+    }
+    if (filter.sinceMs !== undefined) {
+      parts.push('ts_ms >= @since');
+      params.since = filter.sinceMs;
+    }
+    if (filter.untilMs !== undefined) {
+      parts.push('ts_ms < @until');
+      params.until = filter.untilMs;
+    }
+    return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };
+  }
+
+  totalsByUser(filter: UsageFilter): UserTotals[] {
+    const { sql, params } = this.where(filter);
+    // The name shown is the newest one the key holder had.
+    return this.db
+      .prepare(
+        `SELECT key_email AS email,
+           (SELECT key_name FROM usage u2 WHERE u2.key_email = usage.key_email ORDER BY ts_ms DESC LIMIT 1) AS name,
+           ${SUMS}
+         FROM usage ${sql} GROUP BY key_email ORDER BY cost_usd DESC, requests DESC, email`,
+      )
+      .all(params) as UserTotals[];
+  }
+
+  totalsBy(dimension: 'model' | 'day', filter: UsageFilter): GroupTotals[] {
+    const { sql, params } = this.where(filter);
+    const group = dimension === 'model' ? "COALESCE(model, '(unknown)')" : 'substr(ts, 1, 10)';
+    const order = dimension === 'model' ? 'cost_usd DESC, requests DESC, "group"' : '"group"';
+    return this.db
+      .prepare(
+        `SELECT ${group} AS "group", ${SUMS},
+           SUM(CASE WHEN cost_nano_usd IS NULL THEN 1 ELSE 0 END) AS unpriced_requests
+         FROM usage ${sql} GROUP BY 1 ORDER BY ${order}`,
+      )
+      .all(params) as GroupTotals[];
+  }
+
+  /** All rows, oldest first (tests and exports). */
+  rows(): Record<string, unknown>[] {
+    return this.db.prepare('SELECT *, cost_usd FROM usage ORDER BY id').all() as Record<string, unknown>[];
+  }
+
+  close(): void {
+    this.flush();
+    if (this.db.open) this.db.close();
+  }
+}

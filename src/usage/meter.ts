@@ -1,0 +1,74 @@
+import type { Logger } from 'pino';
+import { elapsedMs, type Outcome, type RequestContext } from '../http/context.js';
+import type { UsageRow, UsageStore } from '../storage/usageStore.js';
+import type { Pricing } from './pricing.js';
+import { emptyUsage, type UsageCounts } from './types.js';
+
+/**
+ * Turns what a request's context gathered into one usage row, priced, and hands it to the store.
+ * Called exactly once per forwarded request, whatever happened to it.
+ */
+export class Meter {
+  private readonly unknownModels = new Set<string>();
+
+  constructor(
+    private readonly store: UsageStore,
+    private readonly pricing: Pricing,
+    private readonly log: Logger,
+  ) {}
+
+  record(ctx: RequestContext, clientGotWholeResponse: boolean): UsageRow | undefined {
+    ctx.finishTap?.();
+    if (!ctx.forwarded || !ctx.principal) return undefined;
+    const usage: UsageCounts = { ...emptyUsage(), ...ctx.usage };
+    if (ctx.endpoint === 'audio.speech' && usage.input_tokens === null && ctx.inputCharacters !== undefined) {
+      usage.input_characters = ctx.inputCharacters;
+    }
+    const model = ctx.responseModel ?? ctx.requestModel ?? null;
+    const cost = model === null ? null : this.pricing.costNanoUsd(model, usage);
+    if (cost === null && model !== null && hasCounts(usage) && !this.pricing.resolve(model)) this.warnUnknown(model);
+
+    const row: UsageRow = {
+      ...usage,
+      ts: new Date(ctx.startedAt).toISOString(),
+      ts_ms: ctx.startedAt,
+      request_id: ctx.id,
+      key_id: ctx.principal.id,
+      key_name: ctx.principal.name,
+      key_email: ctx.principal.email,
+      key_source: ctx.principal.source,
+      method: ctx.method,
+      path: ctx.path,
+      endpoint: ctx.endpoint,
+      model,
+      status: ctx.status ?? null,
+      stream: ctx.stream,
+      cost_nano_usd: cost,
+      latency_ms: elapsedMs(ctx),
+      ttfb_ms: ctx.ttfbMs ?? null,
+      upstream_request_id: ctx.upstreamRequestId ?? null,
+      outcome: outcomeOf(ctx, clientGotWholeResponse),
+      error: ctx.error ?? null,
+      bytes_in: ctx.bytesIn,
+      bytes_out: ctx.bytesOut,
+    };
+    this.store.insert(row);
+    return row;
+  }
+
+  private warnUnknown(model: string): void {
+    if (this.unknownModels.has(model)) return;
+    this.unknownModels.add(model);
+    this.log.warn({ model }, 'no price for this model: usage is recorded with cost null (add it under "prices" in config.json)');
+  }
+}
+
+function hasCounts(u: UsageCounts): boolean {
+  return u.input_tokens !== null || u.output_tokens !== null || u.audio_seconds !== null || u.input_characters !== null;
+}
+
+export function outcomeOf(ctx: RequestContext, clientGotWholeResponse: boolean): Outcome {
+  if (ctx.outcome) return ctx.outcome;
+  if (!clientGotWholeResponse) return 'client_aborted';
+  return (ctx.status ?? 502) >= 400 ? 'upstream_error' : 'ok';
+}

@@ -1,0 +1,8 @@
+import type { RequestHandler } from 'express';
+
+/** Liveness for load balancers and `npm start` scripts: no key needed, no secrets in it. */
+export function health(startedAt: number, version: string): RequestHandler {
+  return (_req, res) => {
+    res.json({ status: 'ok', version, uptime_s: Math.round((Date.now() - startedAt) / 1000) });
+  };
+}
