@@ -15,9 +15,9 @@ export class FileKeySource implements KeySource {
   private byDigest = new Map<string, KeyRecord>();
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private followUp: NodeJS.Timeout | undefined;
+  /** The text last read, good or bad: the same text is neither applied nor reported twice. */
   private lastText: string | undefined;
-  /** Resolves after each reload attempt (tests and the CLI wait on it). */
-  onReload: ((ok: boolean) => void) | undefined;
 
   constructor(
     readonly path: string,
@@ -58,10 +58,15 @@ export class FileKeySource implements KeySource {
     await new Promise<void>((ok) => this.watcher!.once('ready', ok));
   }
 
-  /** Coalesces a burst of events (write + rename) into one read. */
+  /**
+   * Coalesces a burst of events (write + rename) into one read, then reads once more a little later:
+   * chokidar drops a change that follows a rename within ~100 ms, and that write must not be lost.
+   */
   private schedule(): void {
     clearTimeout(this.timer);
+    clearTimeout(this.followUp);
     this.timer = setTimeout(() => this.reload(false), 30);
+    this.followUp = setTimeout(() => this.reload(false), 300);
   }
 
   private reload(initial: boolean): void {
@@ -75,25 +80,23 @@ export class FileKeySource implements KeySource {
       } else {
         this.log.error({ file: this.path, err: (err as Error).message }, 'cannot read keys file; keeping the last good keys');
       }
-      this.onReload?.(false);
       return;
     }
-    if (text === this.lastText) return this.onReload?.(true);
+    if (text === this.lastText) return;
+    this.lastText = text;
     try {
       const records = parseKeyFile(text, basename(this.path), this.name);
       this.byDigest = new Map(records.map((r) => [r.digest, r]));
-      this.lastText = text;
       this.log.info({ file: this.path, keys: records.length }, initial ? 'keys loaded' : 'keys reloaded');
-      this.onReload?.(true);
     } catch (err) {
       const message = err instanceof KeyFileError ? err.message : String(err);
       this.log.error({ problem: message, keptKeys: this.byDigest.size }, 'keys file rejected; keeping the last good keys');
-      this.onReload?.(false);
     }
   }
 
   async close(): Promise<void> {
     clearTimeout(this.timer);
+    clearTimeout(this.followUp);
     await this.watcher?.close();
   }
 }
