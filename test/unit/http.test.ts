@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { extractKey, stripClientCredentials } from '../../src/auth/credentials.js';
+import { redactBase64 } from '../../src/logging/redactBodies.js';
+import { responseHeaders, stripRequestHopHeaders } from '../../src/proxy/headers.js';
+import { upstreamPath } from '../../src/proxy/upstreamPath.js';
+import { endpointOf } from '../../src/usage/endpoint.js';
+
+describe('credentials', () => {
+  it('reads Bearer and api-key, Bearer first', () => {
+    expect(extractKey({ authorization: 'Bearer sk-a' })).toBe('sk-a');
+    expect(extractKey({ authorization: 'bearer  sk-a ' })).toBe('sk-a');
+    expect(extractKey({ 'api-key': 'sk-b' })).toBe('sk-b');
+    expect(extractKey({ authorization: 'Bearer sk-a', 'api-key': 'sk-b' })).toBe('sk-a');
+    expect(extractKey({ authorization: 'Basic abc' })).toBeUndefined();
+    expect(extractKey({})).toBeUndefined();
+  });
+
+  it('removes every client credential and org selector', () => {
+    const h: Record<string, string> = {
+      authorization: 'x', 'api-key': 'x', 'x-api-key': 'x', cookie: 'x', 'proxy-authorization': 'x',
+      'openai-organization': 'x', 'openai-project': 'x', 'content-type': 'application/json',
+    };
+    stripClientCredentials(h);
+    expect(h).toEqual({ 'content-type': 'application/json' });
+  });
+});
+
+describe('hop-by-hop headers', () => {
+  it('request: drops hop-by-hop, those named in Connection, and Expect', () => {
+    const h: Record<string, string> = {
+      connection: 'keep-alive, x-hop', 'keep-alive': 'timeout=5', 'x-hop': '1', te: 'trailers',
+      'transfer-encoding': 'chunked', upgrade: 'h2c', expect: '100-continue', 'x-keep': '1',
+    };
+    stripRequestHopHeaders(h);
+    expect(h).toEqual({ 'x-keep': '1' });
+  });
+
+  it('response: keeps OpenAI headers, drops hop-by-hop and upstream cookies', () => {
+    const out = responseHeaders({
+      connection: 'keep-alive', 'keep-alive': 'timeout=5', 'transfer-encoding': 'chunked',
+      'set-cookie': ['__cf_bm=1'], 'x-request-id': 'req_1', 'openai-processing-ms': '12',
+      'x-ratelimit-remaining-tokens': '5', 'content-type': 'text/event-stream',
+    });
+    expect(out).toEqual({ 'x-request-id': 'req_1', 'openai-processing-ms': '12', 'x-ratelimit-remaining-tokens': '5', 'content-type': 'text/event-stream' });
+  });
+});
+
+describe('upstreamPath', () => {
+  it.each([
+    ['https://api.openai.com', '/chat/completions?a=1', '/v1/chat/completions?a=1'],
+    ['https://api.openai.com/', '/models', '/v1/models'],
+    ['https://api.openai.com/v1', '/models', '/v1/models'],
+    ['https://gw.example.com/openai/v1/', '/models', '/openai/v1/models'],
+    ['https://gw.example.com/prefix', '/models', '/prefix/v1/models'],
+  ])('%s + %s → %s', (base, rest, expected) => {
+    expect(upstreamPath(new URL(base), rest)).toBe(expected);
+  });
+});
+
+describe('endpointOf', () => {
+  it('names metered endpoints and falls back to other', () => {
+    expect(endpointOf('/v1/chat/completions')).toBe('chat.completions');
+    expect(endpointOf('/v1/chat/completions/')).toBe('chat.completions');
+    expect(endpointOf('/v1/audio/transcriptions')).toBe('audio.transcriptions');
+    expect(endpointOf('/v1/models/gpt-4o')).toBe('models');
+    expect(endpointOf('/v1/files/file-1')).toBe('other');
+  });
+});
+
+describe('redactBase64', () => {
+  const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+  it('cuts data URLs, b64_json and long base64 strings to 16 characters and their length', () => {
+    const body = {
+      messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }] }],
+      data: [{ b64_json: png }],
+      audio: { data: 'A'.repeat(200) },
+      text: 'an ordinary sentence stays as it is, however long it may be in the end.',
+    };
+    const out = redactBase64(body) as any;
+    expect(out.messages[0].content[0].image_url.url).toBe(`data:image/png;b…[base64, ${png.length + 22} chars]`);
+    expect(out.data[0].b64_json).toBe(`${png.slice(0, 16)}…[base64, ${png.length} chars]`);
+    expect(out.audio.data).toBe(`${'A'.repeat(16)}…[base64, 200 chars]`);
+    expect(out.text).toBe(body.text);
+    expect(JSON.stringify(out)).not.toContain(png.slice(0, 40));
+  });
+});
