@@ -83,6 +83,27 @@ describe('forwarding', () => {
     expect(row).toMatchObject({ stream: 1, input_tokens: 19, output_tokens: 9, outcome: 'ok' });
   });
 
+  it('SSE reaches the client event by event while the upstream is still sending', async () => {
+    // The mock writes one event every 60 ms; each must arrive as its own read, before the next is sent.
+    const reads: string[] = [];
+    await new Promise<void>((ok, fail) => {
+      const req = http.request(kw.baseURL + '/chat/completions', {
+        method: 'POST',
+        headers: { 'api-key': ALICE_KEY, 'content-type': 'application/json', 'x-mock-chunk-delay-ms': '60', 'x-mock-test': 'sse-timing' },
+      });
+      req.on('response', (res) => {
+        res.on('data', (d: Buffer) => reads.push(d.toString('utf8')));
+        res.on('end', () => ok());
+      });
+      req.on('error', fail);
+      req.end(JSON.stringify({ model: 'gpt-4o-mini', messages: [], stream: true }));
+    });
+    const events = fixtureText('chat-completions-stream-no-usage.sse').split(/(?<=\n\n)/);
+    expect(reads.join('')).toBe(events.join(''));
+    // A buffering proxy would deliver one or two reads; unbuffered, (almost) every event is its own.
+    expect(reads.length).toBeGreaterThanOrEqual(events.length - 2);
+  });
+
   it('Responses API: JSON and stream metered, stream_options never injected', async () => {
     const json = await client.responses.create({ model: 'o4-mini', input: 'hi' }).withResponse();
     expect(mock.lastRequest()!.json.stream_options).toBeUndefined();
