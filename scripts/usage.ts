@@ -20,7 +20,10 @@ function fail(message: string): never {
 /** A date (whole UTC day) or an ISO time; `end` moves a bare date to the start of the next day. */
 export function parseWhen(flag: string, value: string, end: boolean): number {
   const t = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(t)) fail(`${flag} must be a date like 2026-11-01, got "${value}"`);
+  // Date.parse rolls 2026-02-30 over to 2 March; a date that does not exist is refused instead.
+  const day = Date.parse(`${value.slice(0, 10)}T00:00:00Z`);
+  const real = !Number.isNaN(t) && !Number.isNaN(day) && new Date(day).toISOString().slice(0, 10) === value.slice(0, 10);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || !real) fail(`${flag} must be a date like 2026-11-01, got "${value}"`);
   return end && /^\d{4}-\d{2}-\d{2}$/.test(value) ? t + DAY : t;
 }
 
@@ -95,7 +98,7 @@ function printGroups(email: string, byModel: GroupTotals[], byDay: GroupTotals[]
       new Set([1, 2, 3, 4, 5]),
     );
   const total = byModel.reduce((s, g) => s + g.cost_usd, 0);
-  const unpriced = byModel.some((g) => g.unpriced_requests) ? '\n* some requests of this model have no price (cost not counted)\n' : '';
+  const unpriced = byModel.some((g) => g.unpriced_requests) ? '\n* includes requests without a price (their cost is not counted)\n' : '';
   process.stdout.write(`Usage of ${email}\n\n${render('MODEL', byModel)}\n${render('DAY (UTC)', byDay)}\nTotal cost: ${usd(total)}\n${unpriced}`);
 }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { jsonErrorLine } from '../util/jsonErrors.js';
 import { ConfigFileSchema, DEFAULTS, type Config, type ConfigFile } from './schema.js';
 
 /** A configuration problem: start-up stops with this one line. */
@@ -26,7 +27,7 @@ export function parseFlags(argv: string[]): { config?: string; port?: string; ho
 function readConfigFile(path: string, required: boolean): ConfigFile {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readFileSync(path, 'utf8').replace(/^\uFEFF/, ''); // a BOM, as Windows editors write it
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !required) return {};
     throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`);
@@ -35,7 +36,7 @@ function readConfigFile(path: string, required: boolean): ConfigFile {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`${path} is not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(`${path} is not valid JSON: ${jsonErrorLine(text, err as Error)}`);
   }
   if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
     raw = Object.fromEntries(Object.entries(raw).filter(([k]) => !k.startsWith('_')));

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { keyIdOf, sha256Hex } from './hash.js';
 import type { KeyRecord } from './types.js';
+import { jsonErrorLine, lineAt } from '../util/jsonErrors.js';
 
 const isoTime = z
   .string()
@@ -36,13 +37,6 @@ export class KeyFileError extends Error {
   override name = 'KeyFileError';
 }
 
-/** 1-based line of a character offset. */
-function lineAt(text: string, offset: number): number {
-  let line = 1;
-  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
-  return line;
-}
-
 /** Offsets where each element of the top-level JSON array starts (for line numbers in errors). */
 function elementOffsets(text: string): number[] {
   const starts: number[] = [];
@@ -74,11 +68,6 @@ function elementOffsets(text: string): number[] {
   return starts;
 }
 
-function jsonErrorLine(text: string, err: Error): string {
-  const pos = /position (\d+)/.exec(err.message);
-  return pos ? `line ${lineAt(text, Number(pos[1]))}: ${err.message}` : err.message;
-}
-
 export function recordOf(entry: KeyEntry, source: string): KeyRecord {
   const digest = entry.key_sha256?.toLowerCase() ?? sha256Hex(entry.key!);
   return {
@@ -96,7 +85,8 @@ export function recordOf(entry: KeyEntry, source: string): KeyRecord {
  * Parses and validates the text of a keys file. Throws KeyFileError naming the file, line and field
  * of the first problems; nothing partial is ever returned.
  */
-export function parseKeyFile(text: string, fileName: string, source = 'keys.json'): KeyRecord[] {
+export function parseKeyFile(original: string, fileName: string, source = 'keys.json'): KeyRecord[] {
+  const text = original.replace(/^\uFEFF/, ''); // a BOM, as Windows editors write it
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -63,15 +63,15 @@ export function appendKeyEntry(path: string, entry: NewKeyEntry): void {
   }
   const fd = openSync(tmp, 'wx', mode);
   try {
-    writeSync(fd, after);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
+    try {
+      writeSync(fd, after);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, path);
   } catch (err) {
-    unlinkSync(tmp);
+    unlinkSync(tmp); // never leave a half-written temp file beside keys.json
     throw err;
   }
 }

@@ -16,7 +16,10 @@ export function bodyLimit(maxBytes: number): RequestHandler {
   return (req, res, next) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxBytes) {
-      res.setHeader('connection', 'close'); // don't read the rest of a body we refuse
+      // Read and discard the body, so the client, still sending, gets the 413 rather than a reset
+      // connection. A body declared far beyond the limit is not worth reading: close instead.
+      if (declared > 4 * maxBytes) res.setHeader('connection', 'close');
+      else req.resume();
       return tooLarge(res, maxBytes);
     }
     next();

@@ -37,7 +37,7 @@ describe('access log', () => {
     await fetch(kw.baseURL + '/models', { headers: { authorization: 'Bearer sk-kw-wrong-key-000000000000000' } });
     await kw.stop(); // flushes the asynchronous log
     const lines = kw.accessLog();
-    const chat = lines.find((l) => l.upstream_request_id === response.headers.get('x-request-id'));
+    const chat = lines.find((l) => l.upstream_request_id === response.headers.get('x-request-id'))!;
     expect(chat).toMatchObject({
       request_id: response.headers.get('x-keyward-request-id'),
       key_name: 'Alice',
@@ -54,7 +54,7 @@ describe('access log', () => {
     expect(chat.latency_ms).toBeGreaterThan(0);
     // logBodies: the data URL in the request is cut to 16 characters plus its length
     expect(chat.request_body.messages[0].content[0].image_url.url).toMatch(/^data:image\/png;b…\[base64, \d+ chars\]$/);
-    const image = lines.find((l) => l.path === '/v1/images/generations');
+    const image = lines.find((l) => l.path === '/v1/images/generations')!;
     expect(image.response_body.data[0].b64_json).toBe(`${PNG.slice(0, 16)}…[base64, ${PNG.length} chars]`);
     const refused = lines.find((l) => l.status === 401);
     expect(refused).toMatchObject({ path: '/v1/models', key_id: null });
