@@ -1,16 +1,14 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import cors from 'cors';
-import express, { type ErrorRequestHandler, type Express } from 'express';
+import express, { type ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { authenticate } from './auth/authenticate.js';
 import type { Config } from './config/schema.js';
+import { createGateway } from './gateway.js';
 import { elapsedMs, type RequestContext } from './http/context.js';
 import { sendError } from './http/errors.js';
-import { requestContext } from './http/requestContext.js';
+import { openContext, type ContextHooks } from './http/requestContext.js';
 import type { KeyRing } from './keys/keyRing.js';
 import type { AccessLog } from './logging/accessLog.js';
-import { bodyLimit } from './proxy/bodyLimit.js';
-import { forward } from './proxy/forward.js';
-import { shapeRequest } from './proxy/shapeRequest.js';
 import type { Meter } from './usage/meter.js';
 import { VERSION } from './version.js';
 import { health } from './web/health.js';
@@ -41,52 +39,47 @@ const EXPOSED_HEADERS = [
 ];
 
 /**
- * The request path, in order: context → CORS → /health → authenticate → body limit → shape → forward.
- * Every part lives in its own module; this file only wires them.
+ * The whole server's request handler: /v1/ goes through the gateway (src/gateway.ts); everything
+ * else (health, and the pages to come) is an Express app. This file only wires the parts.
  */
-export function createApp(parts: AppParts): Express {
-  const { config, keys, meter, accessLog, inFlight } = parts;
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
+export function createApp(parts: AppParts): (req: IncomingMessage, res: ServerResponse) => void {
+  const { config, meter, accessLog, inFlight } = parts;
+  const hooks: ContextHooks = {
+    onStart: (ctx) => inFlight.add(ctx),
+    onDone: (ctx, res) => {
+      inFlight.delete(ctx);
+      const row = meter.record(ctx, res.writableFinished);
+      if (ctx.path !== '/health') accessLog.write(ctx, row?.status ?? res.statusCode, elapsedMs(ctx), row);
+    },
+  };
+  const corsHandler = cors({
+    origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
+    exposedHeaders: EXPOSED_HEADERS,
+    maxAge: 600,
+  });
+  const gateway = createGateway({ ...parts, hooks, cors: corsHandler });
 
-  app.use(
-    requestContext(
-      (ctx) => inFlight.add(ctx),
-      (ctx, _req, res) => {
-        inFlight.delete(ctx);
-        const row = meter.record(ctx, res.writableFinished);
-        if (ctx.path !== '/health') accessLog.write(ctx, row?.status ?? res.statusCode, elapsedMs(ctx), row);
-      },
-    ),
-  );
-  app.use(
-    cors({
-      origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
-      exposedHeaders: EXPOSED_HEADERS,
-      maxAge: 600,
-    }),
-  );
-  app.get('/health', health(Date.now(), VERSION));
-  app.use(
-    '/v1',
-    authenticate(keys),
-    bodyLimit(config.maxBodyBytes),
-    shapeRequest(config.maxBodyBytes, config.logBodies),
-    forward({
-      baseUrl: config.upstreamBaseUrl,
-      upstreamKey: config.upstreamKey,
-      timeoutMs: config.upstreamTimeoutMs,
-      maxBodyBytes: config.maxBodyBytes,
-    }),
-  );
-  app.use((req, res) => {
+  const web = express();
+  web.disable('x-powered-by');
+  web.set('etag', false);
+  web.use((req, res, next) => {
+    openContext(req, res, hooks);
+    next();
+  });
+  web.use(corsHandler);
+  web.get('/health', health(Date.now(), VERSION));
+  web.use((req, res) => {
     sendError(res, 404, `Invalid URL (${req.method} ${req.path}): Keyward serves the OpenAI API under /v1/.`, 'invalid_request_error', 'not_found');
   });
   const onError: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
-    parts.log.error({ err, request_id: res.locals.ctx?.id }, 'request failed inside Keyward');
+    parts.log.error({ err }, 'request failed inside Keyward');
     sendError(res, 500, 'Keyward failed to handle this request.', 'server_error', 'internal_error');
   };
-  app.use(onError);
-  return app;
+  web.use(onError);
+
+  return (req, res) => {
+    const url = req.url ?? '/';
+    if (url.startsWith('/v1/') || url === '/v1' || url.startsWith('/v1?')) gateway(req, res);
+    else web(req, res);
+  };
 }

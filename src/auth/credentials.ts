@@ -25,7 +25,3 @@ export function extractKey(headers: IncomingHttpHeaders): string | undefined {
   if (typeof apiKey === 'string' && apiKey.trim()) return apiKey.trim();
   return undefined;
 }
-
-export function stripClientCredentials(headers: IncomingHttpHeaders): void {
-  for (const name of CLIENT_CREDENTIAL_HEADERS) delete headers[name];
-}

@@ -1,5 +1,4 @@
-import type { ClientRequest, IncomingMessage } from 'node:http';
-import type { Response } from 'express';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { KeyRecord } from '../keys/types.js';
 import type { Endpoint } from '../usage/endpoint.js';
 import type { UsageCounts } from '../usage/types.js';
@@ -45,11 +44,21 @@ export interface RequestContext {
   bytesOut: number;
 }
 
-export function ctxOf(res: Response): RequestContext {
-  return res.locals.ctx as RequestContext;
-}
-
 /** Milliseconds since the request arrived, to 0.01 ms. */
 export function elapsedMs(ctx: RequestContext): number {
   return Math.round(Number(process.hrtime.bigint() - ctx.t0) / 1e4) / 100;
+}
+
+const REQUEST_ID = Symbol('keyward.requestId');
+
+/**
+ * Remembers the request id on the response, for answers Keyward writes itself (errors). Not set as
+ * a header up front: a header set before writeHead() sends every later header down Node's slow path.
+ */
+export function tagResponse(res: ServerResponse, id: string): void {
+  (res as unknown as Record<symbol, string>)[REQUEST_ID] = id;
+}
+
+export function requestIdOf(res: ServerResponse): string | undefined {
+  return (res as unknown as Record<symbol, string | undefined>)[REQUEST_ID];
 }

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { requestIdOf } from './context.js';
 
 /** OpenAI's error body: every error Keyward itself answers has this shape. */
 export interface OpenAIErrorBody {
@@ -30,7 +31,9 @@ export function sendError(
     return;
   }
   const body = JSON.stringify(errorBody(message, type, code, param));
+  const id = requestIdOf(res);
   res.writeHead(status, {
+    ...(id ? { 'x-request-id': id, 'x-keyward-request-id': id } : {}),
     ...headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),

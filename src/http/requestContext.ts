@@ -1,46 +1,51 @@
 import { randomUUID } from 'node:crypto';
-import type { Request, RequestHandler, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { endpointOf } from '../usage/endpoint.js';
-import type { RequestContext } from './context.js';
+import { tagResponse, type RequestContext } from './context.js';
+
+export interface ContextHooks {
+  onStart(ctx: RequestContext): void;
+  onDone(ctx: RequestContext, res: ServerResponse): void;
+}
+
+/** The URL path without its query string. */
+export function pathOf(url: string | undefined): string {
+  const u = url ?? '/';
+  const q = u.indexOf('?');
+  return q === -1 ? u : u.slice(0, q);
+}
 
 /**
  * Opens the request's context and closes it exactly once, on the response's 'close' (which Node
  * emits after a normal end, a client disconnect, or a destroyed socket alike). A client that goes
  * away takes the upstream request down with it at once.
  */
-export function requestContext(
-  onStart: (ctx: RequestContext) => void,
-  onDone: (ctx: RequestContext, req: Request, res: Response) => void,
-): RequestHandler {
-  return (req, res, next) => {
-    const id = randomUUID();
-    const path = req.path;
-    const ctx: RequestContext = {
-      id,
-      startedAt: Date.now(),
-      t0: process.hrtime.bigint(),
-      method: req.method,
-      path,
-      endpoint: endpointOf(path),
-      stream: false,
-      withholdUsage: false,
-      forwarded: false,
-      usage: {},
-      timedOut: false,
-      bytesIn: 0,
-      bytesOut: 0,
-    };
-    res.locals.ctx = ctx;
-    onStart(ctx);
-    res.setHeader('x-request-id', id);
-    res.setHeader('x-keyward-request-id', id);
-    res.once('close', () => {
-      if (!res.writableFinished) {
-        ctx.proxyReq?.destroy();
-        ctx.proxyRes?.destroy();
-      }
-      onDone(ctx, req, res);
-    });
-    next();
+export function openContext(req: IncomingMessage, res: ServerResponse, hooks: ContextHooks): RequestContext {
+  const id = randomUUID();
+  const path = pathOf(req.url);
+  const ctx: RequestContext = {
+    id,
+    startedAt: Date.now(),
+    t0: process.hrtime.bigint(),
+    method: req.method ?? 'GET',
+    path,
+    endpoint: endpointOf(path),
+    stream: false,
+    withholdUsage: false,
+    forwarded: false,
+    usage: {},
+    timedOut: false,
+    bytesIn: 0,
+    bytesOut: 0,
   };
+  tagResponse(res, id);
+  hooks.onStart(ctx);
+  res.once('close', () => {
+    if (!res.writableFinished) {
+      ctx.proxyReq?.destroy();
+      ctx.proxyRes?.destroy();
+    }
+    hooks.onDone(ctx, res);
+  });
+  return ctx;
 }

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import { KeyFileError, parseKeyFile } from './keyFile.js';
 import type { KeyRecord, KeySource } from './types.js';
 
 /**
- * keys.json, hot-reloaded. The directory is watched rather than the file so that editors which
- * write a temp file and rename it over keys.json (a new inode) are still seen. A file that fails to
+ * keys.json, hot-reloaded, including editors that write a temp file and rename it over keys.json
+ * (a new inode) and a file deleted and created again. A file that fails to
  * parse or validate never replaces the last good set: everyone keeps working, the problem is logged.
  */
 export class FileKeySource implements KeySource {
@@ -44,16 +44,10 @@ export class FileKeySource implements KeySource {
   }
 
   async watch(): Promise<void> {
-    const dir = dirname(this.path);
-    const file = basename(this.path);
-    this.watcher = watch(dir, {
-      ignoreInitial: true,
-      depth: 0,
-      ignored: (p: string) => resolve(p) !== dir && basename(p) !== file,
-    });
-    this.watcher.on('all', (_event, p) => {
-      if (resolve(p) === this.path) this.schedule();
-    });
+    // The file itself, not its folder: the folder often holds usage.sqlite and access.log, whose
+    // every write would wake a folder watcher. chokidar follows the file across renames.
+    this.watcher = watch(this.path, { ignoreInitial: true });
+    this.watcher.on('all', () => this.schedule());
     this.watcher.on('error', (err) => this.log.error({ err }, 'keys file watcher failed'));
     await new Promise<void>((ok) => this.watcher!.once('ready', ok));
   }

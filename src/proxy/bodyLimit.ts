@@ -1,7 +1,7 @@
-import type { RequestHandler } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendError } from '../http/errors.js';
 
-export function tooLarge(res: Parameters<RequestHandler>[1], maxBytes: number): void {
+export function tooLarge(res: ServerResponse, maxBytes: number): void {
   sendError(
     res,
     413,
@@ -12,16 +12,13 @@ export function tooLarge(res: Parameters<RequestHandler>[1], maxBytes: number): 
 }
 
 /** Refuses a body whose declared length is over the limit before reading a byte of it. */
-export function bodyLimit(maxBytes: number): RequestHandler {
-  return (req, res, next) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > maxBytes) {
-      // Read and discard the body, so the client, still sending, gets the 413 rather than a reset
-      // connection. A body declared far beyond the limit is not worth reading: close instead.
-      if (declared > 4 * maxBytes) res.setHeader('connection', 'close');
-      else req.resume();
-      return tooLarge(res, maxBytes);
-    }
-    next();
-  };
+export function withinDeclaredLimit(req: IncomingMessage, res: ServerResponse, maxBytes: number): boolean {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared <= maxBytes) return true;
+  // Read and discard the body, so the client, still sending, gets the 413 rather than a reset
+  // connection. A body declared far beyond the limit is not worth reading: close instead.
+  if (declared > 4 * maxBytes) res.setHeader('connection', 'close');
+  else req.resume();
+  tooLarge(res, maxBytes);
+  return false;
 }

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { CLIENT_CREDENTIAL_HEADERS } from '../auth/credentials.js';
 
 /** RFC 9110 §7.6.1 connection-specific headers: they describe one hop and are never forwarded. */
 const HOP_BY_HOP = new Set([
@@ -22,12 +23,23 @@ function connectionListed(headers: IncomingHttpHeaders): string[] {
     .filter((s) => s && s !== 'close' && s !== 'keep-alive');
 }
 
-/** Prepares the client's headers for the upstream hop, in place (http-proxy copies req.headers). */
-export function stripRequestHopHeaders(headers: IncomingHttpHeaders): void {
-  for (const name of connectionListed(headers)) delete headers[name];
-  for (const name of HOP_BY_HOP) delete headers[name];
-  // Node answers `Expect: 100-continue` itself; forwarding it would make the upstream wait for us.
-  delete headers.expect;
+/** Never forwarded: hop-by-hop headers, the client's credentials, and Expect (Node answers it). */
+const NOT_FORWARDED = new Set<string>([...HOP_BY_HOP, ...CLIENT_CREDENTIAL_HEADERS, 'expect', 'host']);
+
+/**
+ * The headers of the upstream request: the client's, minus hop-by-hop headers (and those its
+ * Connection header names), minus every client credential, plus `extra` (host, the upstream key).
+ * Built as a new object: deleting from req.headers would slow every later access to it.
+ */
+export function upstreamRequestHeaders(client: IncomingHttpHeaders, extra: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const named = client.connection === undefined ? undefined : connectionListed(client);
+  const out: OutgoingHttpHeaders = {};
+  for (const name in client) {
+    if (NOT_FORWARDED.has(name) || named?.includes(name)) continue;
+    out[name] = client[name];
+  }
+  for (const name in extra) out[name] = extra[name];
+  return out;
 }
 
 /**
@@ -36,10 +48,11 @@ export function stripRequestHopHeaders(headers: IncomingHttpHeaders): void {
  * x-request-id, openai-processing-ms and x-ratelimit-*, passes unchanged.
  */
 export function responseHeaders(upstream: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const drop = new Set(connectionListed(upstream));
+  const named = upstream.connection === undefined ? undefined : connectionListed(upstream);
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(upstream)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || name === 'set-cookie') continue;
+  for (const name in upstream) {
+    const value = upstream[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || name === 'set-cookie' || named?.includes(name)) continue;
     out[name] = value;
   }
   return out;

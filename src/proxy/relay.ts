@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { elapsedMs, type RequestContext } from '../http/context.js';
 import { sendError } from '../http/errors.js';
 import { CompressedTap } from '../usage/compressedTap.js';
@@ -27,7 +27,7 @@ function chooseTap(ctx: RequestContext, upstream: IncomingMessage): ResponseTap 
  * usage. Only a stream whose usage Keyward asked for on the client's behalf is reshaped (the extra
  * usage chunk withheld), event by event.
  */
-export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, res: Response): void {
+export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, res: ServerResponse): void {
   ctx.proxyRes = upstream;
   ctx.status = upstream.statusCode ?? 502;
   ctx.ttfbMs = elapsedMs(ctx);
@@ -81,7 +81,7 @@ export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, re
  * OpenAI's 401 means the gateway's own key was refused, and its message echoes part of that key.
  * The client gets a 502 that says so, with nothing of the key in it.
  */
-function replaceUpstreamAuthFailure(ctx: RequestContext, upstream: IncomingMessage, res: Response): void {
+function replaceUpstreamAuthFailure(ctx: RequestContext, upstream: IncomingMessage, res: ServerResponse): void {
   const tap = new JsonTap(ctx.endpoint, 64 * 1024);
   upstream.on('data', (chunk: Buffer) => tap.push(chunk));
   upstream.on('error', () => {});

@@ -1,5 +1,5 @@
-import type { RequestHandler } from 'express';
-import { ctxOf, type RequestContext } from '../http/context.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestContext } from '../http/context.js';
 import type { Endpoint } from '../usage/endpoint.js';
 import { tooLarge } from './bodyLimit.js';
 import { BodyTooLarge, readBody } from './readBody.js';
@@ -43,30 +43,42 @@ export function shapeBody(ctx: RequestContext, body: Json): boolean {
   return true;
 }
 
-export function shapeRequest(maxBytes: number, keepBodyJson: boolean): RequestHandler {
-  return async (req, res, next) => {
-    const ctx = ctxOf(res);
-    if (req.method !== 'POST' || !READ_JSON.has(ctx.endpoint) || !isJson(req.headers['content-type'])) {
-      return next();
+/** Whether the body must be read before forwarding (see READ_JSON). */
+export function mustReadBody(ctx: RequestContext, req: IncomingMessage): boolean {
+  return req.method === 'POST' && READ_JSON.has(ctx.endpoint) && isJson(req.headers['content-type']);
+}
+
+/**
+ * Reads the JSON body, notes model and stream, and rewrites it if usage must be asked for.
+ * Answers 413 itself and returns false when the body is over the limit.
+ */
+export async function readAndShape(
+  ctx: RequestContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  maxBytes: number,
+  keepBodyJson: boolean,
+): Promise<boolean> {
+  let raw: Buffer;
+  try {
+    raw = await readBody(req, maxBytes);
+  } catch (err) {
+    if (err instanceof BodyTooLarge) {
+      tooLarge(res, maxBytes);
+      return false;
     }
-    let raw: Buffer;
-    try {
-      raw = await readBody(req, maxBytes);
-    } catch (err) {
-      if (err instanceof BodyTooLarge) return tooLarge(res, maxBytes);
-      return next(err);
-    }
-    ctx.body = raw;
-    ctx.bytesIn = raw.length;
-    let body: unknown;
-    try {
-      body = JSON.parse(raw.toString('utf8'));
-    } catch {
-      return next(); // forwarded as sent: OpenAI's own 400 explains the JSON error best
-    }
-    if (!body || typeof body !== 'object' || Array.isArray(body)) return next();
-    if (keepBodyJson) ctx.bodyJson = body;
-    if (shapeBody(ctx, body as Json)) ctx.body = Buffer.from(JSON.stringify(body), 'utf8');
-    next();
-  };
+    throw err;
+  }
+  ctx.body = raw;
+  ctx.bytesIn = raw.length;
+  let body: unknown;
+  try {
+    body = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return true; // forwarded as sent: OpenAI's own 400 explains the JSON error best
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return true;
+  if (keepBodyJson) ctx.bodyJson = body;
+  if (shapeBody(ctx, body as Json)) ctx.body = Buffer.from(JSON.stringify(body), 'utf8');
+  return true;
 }

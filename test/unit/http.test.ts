@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { extractKey, stripClientCredentials } from '../../src/auth/credentials.js';
+import { extractKey } from '../../src/auth/credentials.js';
 import { redactBase64 } from '../../src/logging/redactBodies.js';
-import { responseHeaders, stripRequestHopHeaders } from '../../src/proxy/headers.js';
+import { responseHeaders, upstreamRequestHeaders } from '../../src/proxy/headers.js';
 import { upstreamPath } from '../../src/proxy/upstreamPath.js';
 import { endpointOf } from '../../src/usage/endpoint.js';
 
@@ -15,24 +15,19 @@ describe('credentials', () => {
     expect(extractKey({})).toBeUndefined();
   });
 
-  it('removes every client credential and org selector', () => {
-    const h: Record<string, string> = {
-      authorization: 'x', 'api-key': 'x', 'x-api-key': 'x', cookie: 'x', 'proxy-authorization': 'x',
-      'openai-organization': 'x', 'openai-project': 'x', 'content-type': 'application/json',
-    };
-    stripClientCredentials(h);
-    expect(h).toEqual({ 'content-type': 'application/json' });
-  });
 });
 
 describe('hop-by-hop headers', () => {
-  it('request: drops hop-by-hop, those named in Connection, and Expect', () => {
+  it('request: drops hop-by-hop, those named in Connection, Expect, host and every client credential', () => {
     const h: Record<string, string> = {
       connection: 'keep-alive, x-hop', 'keep-alive': 'timeout=5', 'x-hop': '1', te: 'trailers',
-      'transfer-encoding': 'chunked', upgrade: 'h2c', expect: '100-continue', 'x-keep': '1',
+      'transfer-encoding': 'chunked', upgrade: 'h2c', expect: '100-continue', 'x-keep': '1', host: 'client',
+      authorization: 'x', 'api-key': 'x', 'x-api-key': 'x', cookie: 'x', 'proxy-authorization': 'x',
+      'openai-organization': 'x', 'openai-project': 'x', 'content-type': 'application/json',
     };
-    stripRequestHopHeaders(h);
-    expect(h).toEqual({ 'x-keep': '1' });
+    const out = upstreamRequestHeaders(h, { host: 'api.openai.com', authorization: 'Bearer up' });
+    expect(out).toEqual({ 'x-keep': '1', 'content-type': 'application/json', host: 'api.openai.com', authorization: 'Bearer up' });
+    expect(h['x-keep']).toBe('1'); // the client's own object is left as it was
   });
 
   it('response: keeps OpenAI headers, drops hop-by-hop and upstream cookies', () => {

@@ -39,11 +39,9 @@ export class SqliteUsageStore implements UsageStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
-    const stmt = this.db.prepare(
-      `INSERT INTO usage (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((c) => '@' + c).join(', ')})`,
-    );
+    const stmt = this.db.prepare(`INSERT INTO usage (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`);
     this.insertMany = this.db.transaction((rows: UsageRow[]) => {
-      for (const row of rows) stmt.run({ ...row, stream: row.stream ? 1 : 0 });
+      for (const row of rows) stmt.run(COLUMNS.map((c) => (c === 'stream' ? (row.stream ? 1 : 0) : row[c])));
     });
   }
 
