@@ -9,6 +9,8 @@ import { sendError } from './http/errors.js';
 import { openContext, type ContextHooks } from './http/requestContext.js';
 import type { KeyRing } from './keys/keyRing.js';
 import type { AccessLog } from './logging/accessLog.js';
+import { settle, type PolicyEngine } from './policy/authorize.js';
+import type { Forward } from './proxy/forward.js';
 import type { Meter } from './usage/meter.js';
 import { VERSION } from './version.js';
 import { health } from './web/health.js';
@@ -16,6 +18,8 @@ import { health } from './web/health.js';
 export interface AppParts {
   config: Config;
   keys: KeyRing;
+  engine: PolicyEngine;
+  forward: Forward;
   meter: Meter;
   accessLog: AccessLog;
   log: Logger;
@@ -43,12 +47,13 @@ const EXPOSED_HEADERS = [
  * else (health, and the pages to come) is an Express app. This file only wires the parts.
  */
 export function createApp(parts: AppParts): (req: IncomingMessage, res: ServerResponse) => void {
-  const { config, meter, accessLog, inFlight } = parts;
+  const { config, meter, engine, accessLog, inFlight } = parts;
   const hooks: ContextHooks = {
     onStart: (ctx) => inFlight.add(ctx),
     onDone: (ctx, res) => {
       inFlight.delete(ctx);
       const row = meter.record(ctx, res.writableFinished);
+      settle(engine, ctx, row);
       if (ctx.path !== '/health') accessLog.write(ctx, row?.status ?? res.statusCode, elapsedMs(ctx), row);
     },
   };

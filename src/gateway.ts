@@ -4,53 +4,65 @@ import { authenticate } from './auth/authenticate.js';
 import type { Config } from './config/schema.js';
 import type { RequestContext } from './http/context.js';
 import { sendError } from './http/errors.js';
-import type { ContextHooks } from './http/requestContext.js';
-import { openContext } from './http/requestContext.js';
+import { openContext, type ContextHooks } from './http/requestContext.js';
 import type { KeyRing } from './keys/keyRing.js';
+import { admit, authorizeEndpoint, authorizeModel, type PolicyEngine } from './policy/authorize.js';
 import { withinDeclaredLimit } from './proxy/bodyLimit.js';
-import { createForwarder } from './proxy/forward.js';
-import { mustReadBody, readAndShape } from './proxy/shapeRequest.js';
+import type { Forward } from './proxy/forward.js';
+import { mustReadJson, mustReadMultipart, readAndShape, readMultipartFields } from './proxy/shapeRequest.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
- * The path of every /v1/ request, in order: context → CORS → authenticate → body limit → shape →
- * forward. Plain functions on node:http's request and response rather than Express middleware:
- * this path runs for every token anyone buys, and Express's router cost more than all of it.
+ * The path of every /v1/ request, in order:
+ *   context → CORS → authenticate → endpoint family → body limit → read/shape the body if needed
+ *   → model → rate limit and budget → forward.
+ * Plain functions on node:http's request and response rather than Express middleware: this path
+ * runs for every token anyone buys, and Express's router cost more than all of it together.
  */
 export function createGateway(parts: {
   config: Config;
   keys: KeyRing;
   hooks: ContextHooks;
+  engine: PolicyEngine;
+  forward: Forward;
   cors: (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
   log: Logger;
 }): Handler {
-  const { config, keys, hooks, log } = parts;
-  const forward = createForwarder({
-    baseUrl: config.upstreamBaseUrl,
-    upstreamKey: config.upstreamKey,
-    timeoutMs: config.upstreamTimeoutMs,
-    maxBodyBytes: config.maxBodyBytes,
-  });
+  const { config, keys, hooks, engine, forward, log } = parts;
+  const max = config.maxBodyBytes;
 
   const failed = (ctx: RequestContext, res: ServerResponse) => (err: unknown) => {
     log.error({ err, request_id: ctx.id }, 'request failed inside Keyward');
     sendError(res, 500, 'Keyward failed to handle this request.', 'server_error', 'internal_error');
   };
 
+  const afterBody = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => {
+    if (!authorizeModel(ctx, res)) return;
+    if (!admit(engine, ctx, Number(req.headers['content-length'] ?? 0), res)) return;
+    const models = ctx.principal!.policy.models;
+    if (models && ctx.endpoint === 'models' && ctx.path === '/v1/models') ctx.modelFilter = models.allows;
+    forward(ctx, req, res);
+  };
+
+  const proceed = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => {
+    if (!authenticate(keys, ctx, req, res)) return;
+    if (!authorizeEndpoint(ctx, res)) return;
+    if (!withinDeclaredLimit(req, res, max)) return;
+    const restricted = ctx.principal!.policy.models !== undefined;
+    const read = mustReadJson(ctx, req, restricted)
+      ? readAndShape(ctx, req, res, max)
+      : mustReadMultipart(req, restricted)
+        ? readMultipartFields(ctx, req, res, max)
+        : undefined;
+    if (!read) return afterBody(ctx, req, res);
+    read.then((ok) => ok && afterBody(ctx, req, res), failed(ctx, res));
+  };
+
   return (req, res) => {
     const ctx = openContext(req, res, hooks);
-    const proceed = () => {
-      if (!authenticate(keys, ctx, req, res)) return;
-      if (!withinDeclaredLimit(req, res, config.maxBodyBytes)) return;
-      if (!mustReadBody(ctx, req)) return forward(ctx, req, res);
-      readAndShape(ctx, req, res, config.maxBodyBytes, config.logBodies).then(
-        (ok) => ok && forward(ctx, req, res),
-        failed(ctx, res),
-      );
-    };
     // CORS concerns browsers only, and browsers always send Origin: SDKs and servers skip it.
-    if (req.headers.origin !== undefined || req.method === 'OPTIONS') parts.cors(req, res, proceed);
-    else proceed();
+    if (req.headers.origin !== undefined || req.method === 'OPTIONS') parts.cors(req, res, () => proceed(ctx, req, res));
+    else proceed(ctx, req, res);
   };
 }

@@ -8,6 +8,10 @@ import type { Config } from './config/schema.js';
 import type { RequestContext } from './http/context.js';
 import { FileKeySource } from './keys/fileKeySource.js';
 import { KeyRing } from './keys/keyRing.js';
+import { SharedKeySource } from './keys/sharedKeySource.js';
+import { BudgetTracker } from './policy/budget.js';
+import { RateLimiter } from './policy/rateLimiter.js';
+import { createForwarder } from './proxy/forward.js';
 import { AccessLog } from './logging/accessLog.js';
 import { createLogger } from './logging/logger.js';
 import { SqliteUsageStore } from './storage/sqlite/sqliteUsageStore.js';
@@ -22,17 +26,32 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const fileKeys = new FileKeySource(config.keysFile, log);
+  const fileKeys = new FileKeySource(config.keysFile, log, config.defaults);
   fileKeys.load();
   await fileKeys.watch();
-  const keys = new KeyRing([fileKeys]);
+  const keys = new KeyRing(config.proxyKey ? [new SharedKeySource(config.proxyKey, config.defaults), fileKeys] : [fileKeys]);
   const store = new SqliteUsageStore(config.usageDb, (err, rows) =>
     log.error({ err, rows }, 'could not write usage rows'),
   );
-  const meter = new Meter(store, Pricing.bundled(config.prices), log);
+  const pricing = Pricing.bundled(config.prices);
+  const meter = new Meter(store, pricing, log);
+  const today = new Date();
+  const dayStart = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate());
+  const monthStart = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), 1);
+  const engine = {
+    limiter: new RateLimiter(),
+    budgets: new BudgetTracker(store.spendByKey(dayStart, monthStart)),
+    pricing,
+  };
+  const forward = createForwarder({
+    baseUrl: config.upstreamBaseUrl,
+    upstreamKey: config.upstreamKey,
+    timeoutMs: config.upstreamTimeoutMs,
+    maxBodyBytes: config.maxBodyBytes,
+  });
   const accessLog = new AccessLog(config.accessLog, config.logBodies);
   const inFlight = new Set<RequestContext>();
-  const app = createApp({ config, keys, meter, accessLog, log, inFlight });
+  const app = createApp({ config, keys, engine, forward, meter, accessLog, log, inFlight });
 
   const server = http.createServer(app);
   // Longer than common load balancers' idle timeout, so they never reuse a connection we just closed.
@@ -44,7 +63,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host === '0.0.0.0' ? 'localhost' : host}:${port}`;
-  log.info({ url: `${url}/v1`, upstream: config.upstreamBaseUrl.origin, keys: fileKeys.size }, 'Keyward is listening');
+  log.info({ url: `${url}/v1`, upstream: config.upstreamBaseUrl.origin, keys: fileKeys.size + (config.proxyKey ? 1 : 0) }, 'Keyward is listening');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

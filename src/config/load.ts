@@ -69,6 +69,17 @@ function logLevelOf(value: string | undefined): string {
   return value;
 }
 
+function proxyKeyOf(value: string | undefined): string | undefined {
+  if (value !== undefined && value.length < 16) throw new ConfigError('PROXY_KEY must be at least 16 characters');
+  return value;
+}
+
+function statusPageOf(value: string | undefined): 'public' | 'keyed' | 'off' | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'public' || value === 'keyed' || value === 'off') return value;
+  throw new ConfigError(`STATUS_PAGE must be public, keyed or off, got "${value}"`);
+}
+
 function boolFromEnv(name: string, value: string | undefined): boolean | undefined {
   if (value === undefined || value === '') return undefined;
   if (/^(1|true|yes|on)$/i.test(value)) return true;
@@ -163,5 +174,8 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       DEFAULTS.shutdownTimeoutMs,
     maxBodyBytes: Math.floor(maxBodyMb * 1024 * 1024),
     prices: file.prices ?? {},
+    defaults: file.defaults ?? {},
+    proxyKey: proxyKeyOf(pick('PROXY_KEY')),
+    statusPage: statusPageOf(env.STATUS_PAGE) ?? file.statusPage ?? 'keyed',
   };
 }

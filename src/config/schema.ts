@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DefaultsSchema, type PolicyFields } from '../policy/schema.js';
 import { ModelPriceSchema } from '../usage/pricing.js';
 
 /** config.json as a user writes it. Keys starting with "_" are comments and ignored. */
@@ -18,6 +19,12 @@ export const ConfigFileSchema = z
     shutdownTimeoutMs: z.number().int().nonnegative().optional(),
     maxBodyMb: z.number().positive().max(1024).optional(),
     prices: z.record(z.string().min(1), ModelPriceSchema).optional(),
+    /** Policy for every key; keys.json entries override it field by field. */
+    defaults: DefaultsSchema.optional(),
+    /** One shared proxy key named "shared", for the simplest deployment. */
+    PROXY_KEY: z.string().min(16, 'PROXY_KEY must be at least 16 characters').optional(),
+    /** GET /: public, keyed (any valid proxy key) or off. */
+    statusPage: z.enum(['public', 'keyed', 'off']).optional(),
   })
   .strict();
 
@@ -39,6 +46,9 @@ export interface Config {
   shutdownTimeoutMs: number;
   maxBodyBytes: number;
   prices: Record<string, z.infer<typeof ModelPriceSchema>>;
+  defaults: PolicyFields;
+  proxyKey: string | undefined;
+  statusPage: 'public' | 'keyed' | 'off';
 }
 
 export const DEFAULTS = {

@@ -21,11 +21,15 @@ export interface RequestContext {
   withholdUsage: boolean;
   /** The (possibly reshaped) request body when it had to be read before forwarding. */
   body?: Buffer;
-  /** Parsed JSON request body, kept only for logBodies. */
+  /** The parsed JSON request body, when it was read (estimates, logBodies). */
   bodyJson?: unknown;
   /** Speech input length, billed per character for tts-1. */
   inputCharacters?: number;
   forwarded: boolean;
+  /** What admit() reserved for rate limits and budgets, released by settle(). */
+  reservation?: { tokens: number; costNano: number };
+  /** GET /v1/models for a key with a model list: only the allowed models are shown. */
+  modelFilter?: (model: string) => boolean;
   status?: number;
   ttfbMs?: number;
   upstreamRequestId?: string;

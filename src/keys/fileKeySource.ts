@@ -3,6 +3,7 @@ import { basename, resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import { KeyFileError, parseKeyFile } from './keyFile.js';
+import type { PolicyFields } from '../policy/schema.js';
 import type { KeyRecord, KeySource } from './types.js';
 
 /**
@@ -22,6 +23,7 @@ export class FileKeySource implements KeySource {
   constructor(
     readonly path: string,
     private readonly log: Logger,
+    private readonly defaults: PolicyFields = {},
   ) {
     this.path = resolve(path);
   }
@@ -79,7 +81,7 @@ export class FileKeySource implements KeySource {
     if (text === this.lastText) return;
     this.lastText = text;
     try {
-      const records = parseKeyFile(text, basename(this.path), this.name);
+      const records = parseKeyFile(text, basename(this.path), this.name, this.defaults);
       this.byDigest = new Map(records.map((r) => [r.digest, r]));
       this.log.info({ file: this.path, keys: records.length }, initial ? 'keys loaded' : 'keys reloaded');
     } catch (err) {

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { keyIdOf, sha256Hex } from './hash.js';
+import { resolvePolicy } from '../policy/policy.js';
+import { PolicyFieldsSchema, type PolicyFields } from '../policy/schema.js';
 import type { KeyRecord } from './types.js';
 import { jsonErrorLine, lineAt } from '../util/jsonErrors.js';
 
@@ -12,6 +14,7 @@ const isoTime = z
 /** One entry of keys.json: the seed's `{ key, name, email }`, or `key_sha256` instead of `key`. */
 export const KeyEntrySchema = z
   .object({
+    ...PolicyFieldsSchema.shape,
     key: z.string().min(16, 'a key must be at least 16 characters').optional(),
     key_sha256: z
       .string()
@@ -68,7 +71,7 @@ function elementOffsets(text: string): number[] {
   return starts;
 }
 
-export function recordOf(entry: KeyEntry, source: string): KeyRecord {
+export function recordOf(entry: KeyEntry, source: string, defaults?: PolicyFields): KeyRecord {
   const digest = entry.key_sha256?.toLowerCase() ?? sha256Hex(entry.key!);
   return {
     id: keyIdOf(digest),
@@ -78,6 +81,7 @@ export function recordOf(entry: KeyEntry, source: string): KeyRecord {
     disabled: entry.disabled === true,
     expiresAt: entry.expires_at === undefined ? undefined : Date.parse(entry.expires_at),
     source,
+    policy: resolvePolicy(defaults, entry),
   };
 }
 
@@ -85,7 +89,12 @@ export function recordOf(entry: KeyEntry, source: string): KeyRecord {
  * Parses and validates the text of a keys file. Throws KeyFileError naming the file, line and field
  * of the first problems; nothing partial is ever returned.
  */
-export function parseKeyFile(original: string, fileName: string, source = 'keys.json'): KeyRecord[] {
+export function parseKeyFile(
+  original: string,
+  fileName: string,
+  source = 'keys.json',
+  defaults?: PolicyFields,
+): KeyRecord[] {
   const text = original.replace(/^\uFEFF/, ''); // a BOM, as Windows editors write it
   let raw: unknown;
   try {
@@ -107,7 +116,7 @@ export function parseKeyFile(original: string, fileName: string, source = 'keys.
     });
     throw new KeyFileError(`${fileName}: ${problems.join('; ')}`);
   }
-  const records = parsed.data.map((e) => recordOf(e, source));
+  const records = parsed.data.map((e) => recordOf(e, source, defaults));
   const seen = new Map<string, number>();
   records.forEach((r, i) => {
     const first = seen.get(r.digest);

@@ -1,3 +1,5 @@
+import type { Policy } from '../policy/policy.js';
+
 /** One proxy key as every key source presents it, whatever it was read from. */
 export interface KeyRecord {
   /** Digest prefix: the id stored in usage rows and logs. */
@@ -9,8 +11,10 @@ export interface KeyRecord {
   disabled: boolean;
   /** Epoch ms, or undefined for no expiry. */
   expiresAt: number | undefined;
-  /** Which source issued it ("keys.json", later "portal", "token" …). */
+  /** Which source issued it ("keys.json", "PROXY_KEY", later "portal", "token" …). */
   source: string;
+  /** What it may do: its own fields over config.json's defaults. */
+  policy: Policy;
 }
 
 /**

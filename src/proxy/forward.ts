@@ -40,8 +40,8 @@ export function createForwarder(opts: ForwardOptions): Forward {
     if (res.destroyed) return;
     const extra: http.OutgoingHttpHeaders = { host, authorization };
     if (ctx.body) extra['content-length'] = ctx.body.length;
-    // A reshaped stream is edited event by event, which needs it uncompressed.
-    if (ctx.withholdUsage) extra['accept-encoding'] = 'identity';
+    // A reshaped answer (stream usage withheld, model list filtered) must come uncompressed.
+    if (ctx.withholdUsage || ctx.modelFilter) extra['accept-encoding'] = 'identity';
     const headers = upstreamRequestHeaders(req.headers, extra);
     ctx.forwarded = true;
 

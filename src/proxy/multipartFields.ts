@@ -15,6 +15,7 @@ const WANTED = new Set(['model', 'stream', 'response_format']);
 export function sniffMultipart(
   headers: IncomingHttpHeaders,
   onField: (name: string, value: string) => void,
+  onDone?: () => void,
 ): FieldSniffer | undefined {
   let parser: busboy.Busboy;
   try {
@@ -29,7 +30,9 @@ export function sniffMultipart(
   parser.on('file', (_name, file) => file.resume());
   parser.on('error', () => {
     failed = true; // a malformed upload is the upstream's to reject; the sniffer just stops
+    onDone?.();
   });
+  if (onDone) parser.on('close', onDone);
   return {
     write(chunk) {
       if (!failed) parser.write(chunk);

@@ -1,5 +1,4 @@
-import type { IncomingMessage } from 'node:http';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { elapsedMs, type RequestContext } from '../http/context.js';
 import { sendError } from '../http/errors.js';
 import { CompressedTap } from '../usage/compressedTap.js';
@@ -39,6 +38,7 @@ export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, re
   }
 
   if (ctx.status === 401) return replaceUpstreamAuthFailure(ctx, upstream, res);
+  if (ctx.modelFilter && ctx.status === 200) return relayFilteredModels(ctx, upstream, res, ctx.modelFilter);
 
   const tap = chooseTap(ctx, upstream);
   let tapDone = false;
@@ -100,5 +100,38 @@ function replaceUpstreamAuthFailure(ctx: RequestContext, upstream: IncomingMessa
       null,
       { 'x-keyward-request-id': ctx.id, 'x-request-id': ctx.upstreamRequestId ?? ctx.id },
     );
+  });
+}
+
+/** GET /v1/models for a key with a model list: the list shows only what the key may use. */
+function relayFilteredModels(
+  ctx: RequestContext,
+  upstream: IncomingMessage,
+  res: ServerResponse,
+  allows: (model: string) => boolean,
+): void {
+  const tap = new JsonTap(ctx.endpoint, TAP_MAX_BYTES);
+  upstream.on('data', (chunk: Buffer) => {
+    ctx.bytesOut += chunk.length;
+    tap.push(chunk);
+  });
+  upstream.on('error', () => {});
+  upstream.on('end', () => {
+    const list = tap.end().json as { data?: { id?: unknown }[] } | undefined;
+    if (!list || !Array.isArray(list.data)) {
+      ctx.outcome = 'upstream_error';
+      ctx.status = 502;
+      ctx.error = 'unreadable model list';
+      return sendError(res, 502, 'The upstream model list could not be read.', 'upstream_error', 'upstream_bad_response');
+    }
+    list.data = list.data.filter((m) => typeof m.id === 'string' && allows(m.id));
+    const body = JSON.stringify(list);
+    const headers = responseHeaders(upstream.headers);
+    delete headers['content-encoding'];
+    headers['content-length'] = Buffer.byteLength(body);
+    headers['x-request-id'] ??= ctx.id;
+    headers['x-keyward-request-id'] = ctx.id;
+    res.writeHead(200, headers);
+    res.end(body);
   });
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from '../http/context.js';
 import type { Endpoint } from '../usage/endpoint.js';
 import { tooLarge } from './bodyLimit.js';
+import { sniffMultipart } from './multipartFields.js';
 import { BodyTooLarge, readBody } from './readBody.js';
 
 /**
@@ -43,9 +44,43 @@ export function shapeBody(ctx: RequestContext, body: Json): boolean {
   return true;
 }
 
-/** Whether the body must be read before forwarding (see READ_JSON). */
-export function mustReadBody(ctx: RequestContext, req: IncomingMessage): boolean {
-  return req.method === 'POST' && READ_JSON.has(ctx.endpoint) && isJson(req.headers['content-type']);
+/**
+ * Whether the JSON body must be read before forwarding: the endpoints in READ_JSON, and any JSON
+ * body when the key's models are restricted (the model must be checked before a byte goes out).
+ */
+export function mustReadJson(ctx: RequestContext, req: IncomingMessage, modelsRestricted: boolean): boolean {
+  return req.method === 'POST' && (READ_JSON.has(ctx.endpoint) || modelsRestricted) && isJson(req.headers['content-type']);
+}
+
+/** A multipart upload whose model must be known before forwarding (restricted models only). */
+export function mustReadMultipart(req: IncomingMessage, modelsRestricted: boolean): boolean {
+  return modelsRestricted && req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
+}
+
+/** Reads a whole multipart upload to learn its model field before it is forwarded. */
+export async function readMultipartFields(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<boolean> {
+  let raw: Buffer;
+  try {
+    raw = await readBody(req, maxBytes);
+  } catch (err) {
+    if (err instanceof BodyTooLarge) {
+      tooLarge(res, maxBytes);
+      return false;
+    }
+    throw err;
+  }
+  ctx.body = raw;
+  ctx.bytesIn = raw.length;
+  await new Promise<void>((done) => {
+    const sniffer = sniffMultipart(req.headers, (name, value) => {
+      if (name === 'model') ctx.requestModel = value;
+      else if (name === 'stream') ctx.stream = value === 'true';
+    }, done);
+    if (!sniffer) return done();
+    sniffer.write(raw);
+    sniffer.end();
+  });
+  return true;
 }
 
 /**
@@ -57,7 +92,6 @@ export async function readAndShape(
   req: IncomingMessage,
   res: ServerResponse,
   maxBytes: number,
-  keepBodyJson: boolean,
 ): Promise<boolean> {
   let raw: Buffer;
   try {
@@ -78,7 +112,7 @@ export async function readAndShape(
     return true; // forwarded as sent: OpenAI's own 400 explains the JSON error best
   }
   if (!body || typeof body !== 'object' || Array.isArray(body)) return true;
-  if (keepBodyJson) ctx.bodyJson = body;
+  ctx.bodyJson = body;
   if (shapeBody(ctx, body as Json)) ctx.body = Buffer.from(JSON.stringify(body), 'utf8');
   return true;
 }

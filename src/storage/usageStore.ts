@@ -62,5 +62,9 @@ export interface UsageStore {
   flush(): void;
   totalsByUser(filter: UsageFilter): UserTotals[];
   totalsBy(dimension: 'model' | 'day', filter: UsageFilter): GroupTotals[];
+  /** Spend per key id in nano-dollars: since dayStartMs, since monthStartMs, and in all. */
+  spendByKey(dayStartMs: number, monthStartMs: number): Array<[string, { day: number; month: number; total: number }]>;
+  /** Requests, tokens and cost since a time (the status page's "today"). */
+  totalsSince(sinceMs: number): { requests: number; input_tokens: number; output_tokens: number; total_tokens: number; cost_usd: number };
   close(): void;
 }

@@ -11,7 +11,7 @@ let client: OpenAI;
 
 beforeAll(async () => {
   mock = await startMockOpenAI();
-  kw = await startKeyward({ upstream: mock.url, keys: KEYS });
+  kw = await startKeyward({ upstream: mock.url, keys: [...KEYS, { key: OPS_KEY, name: 'Ops', email: 'ops@example.com', endpoints: ['*'] }] });
   client = new OpenAI({ baseURL: kw.baseURL, apiKey: ALICE_KEY, maxRetries: 0 });
 });
 afterAll(async () => {
@@ -25,12 +25,13 @@ async function raw(method: string, path: string, headers: Record<string, string>
   return { status: res.status, headers: res.headers, text, json: (() => { try { return JSON.parse(text); } catch { return undefined; } })() };
 }
 
+const OPS_KEY = 'sk-kw-ops-0123456789abcdefghijklmn';
 const rowOf = (upstreamId: string | null) => eventually(() => kw.rows().find((r) => r.upstream_request_id === upstreamId));
 
 describe('forwarding', () => {
   it('keeps method, path and query string; strips every client credential; adds the upstream key', async () => {
     const r = await raw('DELETE', '/v1/files/file-abc?limit=2&purpose=batch', {
-      'api-key': ALICE_KEY,
+      'api-key': OPS_KEY,
       'x-mock-echo': '1',
       cookie: 'session=secret-cookie',
       'openai-organization': 'org-someone-else',
@@ -46,7 +47,7 @@ describe('forwarding', () => {
     expect(h.cookie).toBeUndefined();
     expect(h['openai-organization']).toBeUndefined();
     expect(h['x-custom']).toBe('kept');
-    expect(JSON.stringify(h)).not.toContain(ALICE_KEY);
+    expect(JSON.stringify(h)).not.toContain(OPS_KEY);
   });
 
   it('passes OpenAI\'s headers through and names the request', async () => {

@@ -1,3 +1,4 @@
+import { DEFAULT_POLICY } from '../../src/policy/policy.js';
 import { describe, it, expect } from 'vitest';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -35,6 +36,7 @@ describe('parseKeyFile: valid files', () => {
       disabled: false,
       expiresAt: undefined,
       source: 'seed',
+      policy: DEFAULT_POLICY,
     });
     expect(records[1]).toMatchObject({
       digest: '6b3a55e0261b0304143f805a24924d0c1c44524821305f31d9277843b8a10f4e',

@@ -2,6 +2,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { RequestContext } from '../../src/http/context.js';
 import { SqliteUsageStore } from '../../src/storage/sqlite/sqliteUsageStore.js';
+import { DEFAULT_POLICY } from '../../src/policy/policy.js';
 import { Meter } from '../../src/usage/meter.js';
 import { Pricing } from '../../src/usage/pricing.js';
 
@@ -10,7 +11,7 @@ function ctx(over: Partial<RequestContext> = {}): RequestContext {
     id: 'r1', startedAt: Date.UTC(2026, 10, 24, 12), t0: process.hrtime.bigint(), method: 'POST',
     path: '/v1/chat/completions', endpoint: 'chat.completions', stream: false, withholdUsage: false,
     forwarded: true, usage: {}, timedOut: false, bytesIn: 10, bytesOut: 20, status: 200,
-    principal: { id: 'abc', digest: 'abc', name: 'Alice', email: 'alice@example.com', disabled: false, expiresAt: undefined, source: 'keys.json' },
+    principal: { id: 'abc', digest: 'abc', name: 'Alice', email: 'alice@example.com', disabled: false, expiresAt: undefined, source: 'keys.json', policy: DEFAULT_POLICY },
     ...over,
   };
 }

@@ -119,6 +119,27 @@ export class SqliteUsageStore implements UsageStore {
       .all(params) as GroupTotals[];
   }
 
+  spendByKey(dayStartMs: number, monthStartMs: number): Array<[string, { day: number; month: number; total: number }]> {
+    this.flush();
+    const rows = this.db
+      .prepare(
+        `SELECT key_id,
+           COALESCE(SUM(CASE WHEN ts_ms >= @day THEN cost_nano_usd END), 0) AS day,
+           COALESCE(SUM(CASE WHEN ts_ms >= @month THEN cost_nano_usd END), 0) AS month,
+           COALESCE(SUM(cost_nano_usd), 0) AS total
+         FROM usage GROUP BY key_id`,
+      )
+      .all({ day: dayStartMs, month: monthStartMs }) as { key_id: string; day: number; month: number; total: number }[];
+    return rows.map((r) => [r.key_id, { day: r.day, month: r.month, total: r.total }]);
+  }
+
+  totalsSince(sinceMs: number): { requests: number; input_tokens: number; output_tokens: number; total_tokens: number; cost_usd: number } {
+    this.flush();
+    return this.db
+      .prepare(`SELECT ${SUMS} FROM usage WHERE ts_ms >= ?`)
+      .get(sinceMs) as { requests: number; input_tokens: number; output_tokens: number; total_tokens: number; cost_usd: number };
+  }
+
   /** All rows, oldest first (tests and exports). */
   rows(): Record<string, unknown>[] {
     return this.db.prepare('SELECT *, cost_usd FROM usage ORDER BY id').all() as Record<string, unknown>[];

@@ -1,0 +1,120 @@
+import type { ServerResponse } from 'node:http';
+import type { RequestContext } from '../http/context.js';
+import { sendError } from '../http/errors.js';
+import type { UsageRow } from '../storage/usageStore.js';
+import type { Pricing } from '../usage/pricing.js';
+import type { BudgetTracker } from './budget.js';
+import { estimateRequest } from './estimate.js';
+import { familyOf } from './families.js';
+import { formatReset, type RateLimiter, type Refusal } from './rateLimiter.js';
+
+export interface PolicyEngine {
+  limiter: RateLimiter;
+  budgets: BudgetTracker;
+  pricing: Pricing;
+}
+
+/** Step 1, before any body is read: may this key call this endpoint family at all? */
+export function authorizeEndpoint(ctx: RequestContext, res: ServerResponse): boolean {
+  const family = familyOf(ctx.method, ctx.path);
+  if (ctx.principal!.policy.families.has(family)) return true;
+  sendError(
+    res,
+    403,
+    `This key may not use the "${family}" endpoints (${ctx.method} ${ctx.path}). Ask your Keyward operator to add "${family}" to the key's endpoints.`,
+    'invalid_request_error',
+    'endpoint_not_allowed',
+  );
+  return false;
+}
+
+/** Step 2, once the model is known: is it on the key's list? GET /v1/models/{id} counts too. */
+export function authorizeModel(ctx: RequestContext, res: ServerResponse): boolean {
+  const models = ctx.principal!.policy.models;
+  if (!models) return true;
+  const model = ctx.endpoint === 'models' && ctx.method === 'GET' ? ctx.path.split('/')[3] : ctx.requestModel;
+  if (model === undefined || model === '') return true; // no model named: nothing to refuse (OpenAI will say what is missing)
+  if (models.allows(decodeURIComponent(model))) return true;
+  sendError(
+    res,
+    403,
+    `This key may not use the model "${model}". Allowed: ${models.patterns.join(', ')}.`,
+    'invalid_request_error',
+    'model_not_allowed',
+    'model',
+  );
+  return false;
+}
+
+function rateHeaders(r: Refusal): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (Number.isFinite(r.retryAfterMs)) h['retry-after'] = String(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
+  for (const [kind, s] of [['requests', r.requests], ['tokens', r.tokens]] as const) {
+    if (!s) continue;
+    h[`x-ratelimit-limit-${kind}`] = String(s.limit);
+    h[`x-ratelimit-remaining-${kind}`] = String(s.remaining);
+    h[`x-ratelimit-reset-${kind}`] = formatReset(s.resetMs);
+  }
+  return h;
+}
+
+const usd = (nano: number) => `$${(nano / 1e9).toFixed(2)}`;
+
+/**
+ * Step 3, last before forwarding: rate limits and budgets, each reserving what the request will
+ * probably use (settled by `settle` when it ends). Single-threaded and synchronous, so concurrent
+ * requests see each other's reservations.
+ */
+export function admit(engine: PolicyEngine, ctx: RequestContext, declaredBytes: number, res: ServerResponse): boolean {
+  const { policy, id } = ctx.principal!;
+  const { rpm, tpm, budget } = policy;
+  const limited = rpm !== undefined || tpm !== undefined;
+  const budgeted = budget.daily !== undefined || budget.monthly !== undefined || budget.total !== undefined;
+  if (!limited && !budgeted) return true;
+  const estimate = estimateRequest(ctx, declaredBytes, engine.pricing);
+  const refusal = limited ? engine.limiter.take(id, rpm, tpm, estimate.tokens) : undefined;
+  if (refusal) {
+    const unit = refusal.kind === 'requests' ? 'requests per min (RPM)' : 'tokens per min (TPM)';
+    const wait = Number.isFinite(refusal.retryAfterMs) ? `Please try again in ${formatReset(refusal.retryAfterMs)}.` : 'This request is larger than the limit.';
+    sendError(
+      res,
+      429,
+      `Rate limit reached for ${unit} on this Keyward key: Limit ${refusal.limit}, Requested ${refusal.requested}. ${wait}`,
+      refusal.kind,
+      'rate_limit_exceeded',
+      null,
+      rateHeaders(refusal),
+    );
+    return false;
+  }
+  const over = budgeted ? engine.budgets.reserve(id, budget, estimate.costNano) : undefined;
+  if (over) {
+    // Give back the rate-limit share taken above: the request never ran.
+    if (limited) engine.limiter.settle(id, tpm, estimate.tokens, 0);
+    sendError(
+      res,
+      429,
+      `This Keyward key has used its ${over.window} budget (${usd(over.spent)} of ${usd(over.limit)}). Ask your Keyward operator to raise it${over.window === 'total' ? '' : ', or wait for the next ' + (over.window === 'daily' ? 'day' : 'month') + ' (UTC)'}.`,
+      'insufficient_quota',
+      'insufficient_quota',
+    );
+    return false;
+  }
+  ctx.reservation = { tokens: limited ? estimate.tokens : 0, costNano: budgeted ? estimate.costNano : 0 };
+  return true;
+}
+
+/** The request ended: replace its reservations by what it really used. */
+export function settle(engine: PolicyEngine, ctx: RequestContext, row: UsageRow | undefined): void {
+  const r = ctx.reservation;
+  const principal = ctx.principal;
+  if (!principal) return;
+  const cost = row?.cost_nano_usd ?? 0;
+  if (r) {
+    const actual = row?.total_tokens ?? ((row?.input_tokens ?? 0) + (row?.output_tokens ?? 0) || r.tokens);
+    engine.limiter.settle(principal.id, principal.policy.tpm, r.tokens, actual);
+    engine.budgets.settle(principal.id, r.costNano, cost);
+  } else if (cost) {
+    engine.budgets.settle(principal.id, 0, cost);
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Every path under /v1/ belongs to one endpoint family. Keys may use the inference families by
+ * default; anything that reads or changes the account (files, batches, fine-tuning, the admin API …)
+ * must be granted by name.
+ */
+export const FAMILIES = [
+  'chat',
+  'responses',
+  'completions',
+  'embeddings',
+  'images',
+  'audio',
+  'moderations',
+  'models',
+  'realtime',
+  'stored_completions',
+  'conversations',
+  'files',
+  'uploads',
+  'batches',
+  'vector_stores',
+  'assistants',
+  'fine_tuning',
+  'evals',
+  'containers',
+  'videos',
+  'organization',
+  'other',
+] as const;
+
+export type Family = (typeof FAMILIES)[number];
+
+export const INFERENCE_FAMILIES: readonly Family[] = [
+  'chat',
+  'responses',
+  'completions',
+  'embeddings',
+  'images',
+  'audio',
+  'moderations',
+  'models',
+];
+
+/** First path segment after /v1/ → family; the exceptions below are decided by method and depth. */
+const BY_SEGMENT: Record<string, Family> = {
+  chat: 'chat',
+  responses: 'responses',
+  completions: 'completions',
+  embeddings: 'embeddings',
+  images: 'images',
+  audio: 'audio',
+  moderations: 'moderations',
+  models: 'models',
+  realtime: 'realtime',
+  conversations: 'conversations',
+  files: 'files',
+  uploads: 'uploads',
+  batches: 'batches',
+  vector_stores: 'vector_stores',
+  assistants: 'assistants',
+  threads: 'assistants',
+  fine_tuning: 'fine_tuning',
+  fine_tunes: 'fine_tuning',
+  evals: 'evals',
+  containers: 'containers',
+  videos: 'videos',
+  organization: 'organization',
+};
+
+/**
+ * `path` is the URL path (no query). Creating a chat completion is `chat`; listing, reading,
+ * changing or deleting stored completions (everyone's, project-wide) is `stored_completions`.
+ * Deleting a model deletes a fine-tuned model of the account: `fine_tuning`, not `models`.
+ */
+export function familyOf(method: string, path: string): Family {
+  const parts = path.split('/').filter(Boolean);
+  if (parts[0] !== 'v1' || parts.length < 2) return 'other';
+  const family = BY_SEGMENT[parts[1]!] ?? 'other';
+  if (family === 'chat') {
+    const create = method === 'POST' && parts.length === 3 && parts[2] === 'completions';
+    return create ? 'chat' : parts[2] === 'completions' ? 'stored_completions' : 'other';
+  }
+  if (family === 'models' && method === 'DELETE') return 'fine_tuning';
+  return family;
+}
