@@ -9,9 +9,14 @@ import { sendError } from './http/errors.js';
 import { openContext, type ContextHooks } from './http/requestContext.js';
 import type { KeyRing } from './keys/keyRing.js';
 import type { AccessLog } from './logging/accessLog.js';
+import { checkKey } from './auth/authenticate.js';
+import { extractKey } from './auth/credentials.js';
 import { settle, type PolicyEngine } from './policy/authorize.js';
 import type { Forward } from './proxy/forward.js';
+import type { UsageStore } from './storage/usageStore.js';
+import type { UpstreamPool } from './upstream/pool.js';
 import type { Meter } from './usage/meter.js';
+import { keyFromBasicAuth, statusPage, type StatusData } from './web/statusPage.js';
 import { VERSION } from './version.js';
 import { health } from './web/health.js';
 
@@ -20,6 +25,8 @@ export interface AppParts {
   keys: KeyRing;
   engine: PolicyEngine;
   forward: Forward;
+  pool: UpstreamPool;
+  store: UsageStore;
   meter: Meter;
   accessLog: AccessLog;
   log: Logger;
@@ -54,7 +61,7 @@ export function createApp(parts: AppParts): (req: IncomingMessage, res: ServerRe
       inFlight.delete(ctx);
       const row = meter.record(ctx, res.writableFinished);
       settle(engine, ctx, row);
-      if (ctx.path !== '/health') accessLog.write(ctx, row?.status ?? res.statusCode, elapsedMs(ctx), row);
+      if (ctx.path !== '/health' && ctx.path !== '/') accessLog.write(ctx, row?.status ?? res.statusCode, elapsedMs(ctx), row);
     },
   };
   const corsHandler = cors({
@@ -64,6 +71,7 @@ export function createApp(parts: AppParts): (req: IncomingMessage, res: ServerRe
   });
   const gateway = createGateway({ ...parts, hooks, cors: corsHandler });
 
+  const startedAt = Date.now();
   const web = express();
   web.disable('x-powered-by');
   web.set('etag', false);
@@ -72,7 +80,18 @@ export function createApp(parts: AppParts): (req: IncomingMessage, res: ServerRe
     next();
   });
   web.use(corsHandler);
-  web.get('/health', health(Date.now(), VERSION));
+  web.get('/health', health(startedAt, VERSION));
+  web.get(
+    '/',
+    statusPage({
+      access: config.statusPage,
+      isAuthorized: (req) => {
+        const key = extractKey(req.headers) ?? keyFromBasicAuth(req.headers.authorization);
+        return key !== undefined && checkKey(parts.keys, key).ok;
+      },
+      data: () => statusData(parts, startedAt),
+    }),
+  );
   web.use((req, res) => {
     sendError(res, 404, `Invalid URL (${req.method} ${req.path}): Keyward serves the OpenAI API under /v1/.`, 'invalid_request_error', 'not_found');
   });
@@ -86,5 +105,25 @@ export function createApp(parts: AppParts): (req: IncomingMessage, res: ServerRe
     const url = req.url ?? '/';
     if (url.startsWith('/v1/') || url === '/v1' || url.startsWith('/v1?')) gateway(req, res);
     else web(req, res);
+  };
+}
+
+/** What the status page shows: counts and masked keys only, never a secret. */
+function statusData(parts: AppParts, startedAt: number): StatusData {
+  const now = Date.now();
+  const keys = { active: 0, disabled: 0, expired: 0 };
+  for (const k of parts.keys.list()) {
+    if (k.disabled) keys.disabled++;
+    else if (k.expiresAt !== undefined && k.expiresAt <= now) keys.expired++;
+    else keys.active++;
+  }
+  const d = new Date(now);
+  const t = parts.store.totalsSince(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
+  return {
+    version: VERSION,
+    startedAt,
+    keys,
+    pool: parts.pool.status(),
+    today: { requests: t.requests, input_tokens: t.input_tokens, output_tokens: t.output_tokens, total_tokens: t.total_tokens, cost_usd: t.cost_usd },
   };
 }

@@ -12,6 +12,8 @@ import { SharedKeySource } from './keys/sharedKeySource.js';
 import { BudgetTracker } from './policy/budget.js';
 import { RateLimiter } from './policy/rateLimiter.js';
 import { createForwarder } from './proxy/forward.js';
+import { UpstreamPool } from './upstream/pool.js';
+import { probeUpstreamKey } from './upstream/probe.js';
 import { AccessLog } from './logging/accessLog.js';
 import { createLogger } from './logging/logger.js';
 import { SqliteUsageStore } from './storage/sqlite/sqliteUsageStore.js';
@@ -43,15 +45,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     budgets: new BudgetTracker(store.spendByKey(dayStart, monthStart)),
     pricing,
   };
+  const pool = new UpstreamPool(config.upstreamKeys, { log });
+  pool.startRevival(probeUpstreamKey(config.upstreamBaseUrl));
   const forward = createForwarder({
     baseUrl: config.upstreamBaseUrl,
-    upstreamKey: config.upstreamKey,
+    pool,
     timeoutMs: config.upstreamTimeoutMs,
     maxBodyBytes: config.maxBodyBytes,
   });
   const accessLog = new AccessLog(config.accessLog, config.logBodies);
   const inFlight = new Set<RequestContext>();
-  const app = createApp({ config, keys, engine, forward, meter, accessLog, log, inFlight });
+  const app = createApp({ config, keys, engine, forward, pool, store, meter, accessLog, log, inFlight });
 
   const server = http.createServer(app);
   // Longer than common load balancers' idle timeout, so they never reuse a connection we just closed.
@@ -88,6 +92,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       const idleCheck = setInterval(() => server.closeIdleConnections(), 50);
       await closed;
       clearInterval(idleCheck);
+      pool.stop();
       store.close();
       accessLog.close();
       await keys.close();

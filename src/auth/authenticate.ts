@@ -3,20 +3,30 @@ import type { RequestContext } from '../http/context.js';
 import { sendError } from '../http/errors.js';
 import { sha256Hex } from '../keys/hash.js';
 import type { KeyRing } from '../keys/keyRing.js';
+import type { KeyRecord } from '../keys/types.js';
 import { extractKey } from './credentials.js';
+
+export type KeyCheck =
+  | { ok: true; record: KeyRecord }
+  | { ok: false; code: 'invalid_api_key' | 'key_disabled' | 'key_expired'; message: string };
+
+/** Whether a presented key is known, enabled and unexpired: the one rule for every door. */
+export function checkKey(ring: KeyRing, key: string, now: number = Date.now()): KeyCheck {
+  const record = ring.lookup(sha256Hex(key));
+  if (!record) return { ok: false, code: 'invalid_api_key', message: 'Incorrect API key provided. Ask your Keyward operator for a key.' };
+  if (record.disabled) return { ok: false, code: 'key_disabled', message: `The key of ${record.name} has been disabled.` };
+  if (record.expiresAt !== undefined && record.expiresAt <= now) {
+    return { ok: false, code: 'key_expired', message: `The key of ${record.name} expired at ${new Date(record.expiresAt).toISOString()}.` };
+  }
+  return { ok: true, record };
+}
 
 /**
  * Resolves the caller's proxy key to a principal, or answers 401 in OpenAI's shape with a code that
  * says why. Returns whether the request may go on. (The client's credentials never reach OpenAI:
  * the forwarder builds the upstream headers without them.)
  */
-export function authenticate(
-  ring: KeyRing,
-  ctx: RequestContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  now: number = Date.now(),
-): boolean {
+export function authenticate(ring: KeyRing, ctx: RequestContext, req: IncomingMessage, res: ServerResponse): boolean {
   const key = extractKey(req.headers);
   if (key === undefined) {
     sendError(
@@ -28,20 +38,11 @@ export function authenticate(
     );
     return false;
   }
-  const record = ring.lookup(sha256Hex(key));
-  if (!record) {
-    sendError(res, 401, 'Incorrect API key provided. Ask your Keyward operator for a key.', 'invalid_request_error', 'invalid_api_key');
+  const check = checkKey(ring, key);
+  if (!check.ok) {
+    sendError(res, 401, check.message, 'invalid_request_error', check.code);
     return false;
   }
-  if (record.disabled) {
-    sendError(res, 401, `The key of ${record.name} has been disabled.`, 'invalid_request_error', 'key_disabled');
-    return false;
-  }
-  if (record.expiresAt !== undefined && record.expiresAt <= now) {
-    const when = new Date(record.expiresAt).toISOString();
-    sendError(res, 401, `The key of ${record.name} expired at ${when}.`, 'invalid_request_error', 'key_expired');
-    return false;
-  }
-  ctx.principal = record;
+  ctx.principal = check.record;
   return true;
 }

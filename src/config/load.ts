@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { parseUpstreamKeysEnv, UpstreamKeysError, type UpstreamKeyConfig } from '../upstream/poolConfig.js';
 import { jsonErrorLine } from '../util/jsonErrors.js';
 import { ConfigFileSchema, DEFAULTS, type Config, type ConfigFile } from './schema.js';
 
@@ -125,10 +126,19 @@ function pathsOf(pick: Settings['pick']): { keysFile: string; usageDb: string } 
  */
 export function loadConfig(env: Env = process.env, argv: string[] = process.argv.slice(2)): Config {
   const { flags, file, pick } = readSettings(env, argv);
-  const upstreamKey = pick('OPENAI_API_KEY');
-  if (!upstreamKey) {
+  let upstreamKeys: UpstreamKeyConfig[];
+  try {
+    const single = pick('OPENAI_API_KEY');
+    upstreamKeys = env.OPENAI_API_KEYS
+      ? parseUpstreamKeysEnv(env.OPENAI_API_KEYS)
+      : (file.upstreamKeys ?? (single ? [{ key: single }] : []));
+  } catch (err) {
+    if (err instanceof UpstreamKeysError) throw new ConfigError(err.message);
+    throw err;
+  }
+  if (!upstreamKeys.length) {
     throw new ConfigError(
-      'no upstream key: set OPENAI_API_KEY in the environment or in config.json (see config-example.json)',
+      'no upstream key: set OPENAI_API_KEY (or OPENAI_API_KEYS) in the environment or in config.json (see config-example.json)',
     );
   }
 
@@ -155,7 +165,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
 
   const maxBodyMb = file.maxBodyMb ?? DEFAULTS.maxBodyMb;
   return {
-    upstreamKey,
+    upstreamKeys,
     upstreamBaseUrl,
     port,
     host: flags.host ?? pick('HOST') ?? DEFAULTS.HOST,

@@ -1,11 +1,14 @@
 import { z } from 'zod';
 import { DefaultsSchema, type PolicyFields } from '../policy/schema.js';
+import { UpstreamKeyListSchema, type UpstreamKeyConfig } from '../upstream/poolConfig.js';
 import { ModelPriceSchema } from '../usage/pricing.js';
 
 /** config.json as a user writes it. Keys starting with "_" are comments and ignored. */
 export const ConfigFileSchema = z
   .object({
     OPENAI_API_KEY: z.string().min(1).optional(),
+    /** Several upstream keys to spread requests over (each with optional label, organization, project). */
+    upstreamKeys: UpstreamKeyListSchema.optional(),
     OPENAI_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     PORT: z.number().int().min(0).max(65535).optional(),
     HOST: z.string().min(1).optional(),
@@ -31,7 +34,8 @@ export const ConfigFileSchema = z
 export type ConfigFile = z.infer<typeof ConfigFileSchema>;
 
 export interface Config {
-  upstreamKey: string;
+  /** The upstream key pool: OPENAI_API_KEYS, else config.json's upstreamKeys, else OPENAI_API_KEY alone. */
+  upstreamKeys: UpstreamKeyConfig[];
   /** Upstream origin plus optional path prefix; requests for /v1/... are appended (see upstreamPath). */
   upstreamBaseUrl: URL;
   port: number;

@@ -26,6 +26,10 @@ export interface RequestContext {
   /** Speech input length, billed per character for tts-1. */
   inputCharacters?: number;
   forwarded: boolean;
+  /** Which upstream key served the request (its label or digest prefix, never the key). */
+  upstreamKeyId?: string;
+  /** How many times it was sent again on another upstream key. */
+  retries?: number;
   /** What admit() reserved for rate limits and budgets, released by settle(). */
   reservation?: { tokens: number; costNano: number };
   /** GET /v1/models for a key with a model list: only the allowed models are shown. */

@@ -75,7 +75,8 @@ const BY_SEGMENT: Record<string, Family> = {
 export function familyOf(method: string, path: string): Family {
   const parts = path.split('/').filter(Boolean);
   if (parts[0] !== 'v1' || parts.length < 2) return 'other';
-  const family = BY_SEGMENT[parts[1]!] ?? 'other';
+  // Own properties only: /v1/constructor or /v1/__proto__ must not find Object.prototype's members.
+  const family = Object.hasOwn(BY_SEGMENT, parts[1]!) ? BY_SEGMENT[parts[1]!]! : 'other';
   if (family === 'chat') {
     const create = method === 'POST' && parts.length === 3 && parts[2] === 'completions';
     return create ? 'chat' : parts[2] === 'completions' ? 'stored_completions' : 'other';

@@ -2,18 +2,22 @@ import http from 'node:http';
 import https from 'node:https';
 import type { RequestContext } from '../http/context.js';
 import { sendError } from '../http/errors.js';
+import { UpstreamPool } from '../upstream/pool.js';
 import { tooLarge } from './bodyLimit.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { sniffMultipart } from './multipartFields.js';
-import { relayResponse } from './relay.js';
+import { readBody } from './readBody.js';
+import { errorCodeOf, relayReadAnswer, relayResponse } from './relay.js';
 import { upstreamPath } from './upstreamPath.js';
 
 export interface ForwardOptions {
   baseUrl: URL;
-  upstreamKey: string;
+  pool: UpstreamPool;
   /** Idle time on the upstream connection before the request fails with 504. */
   timeoutMs: number;
   maxBodyBytes: number;
+  /** Upstream keys tried for one request at most (429 / 401 move it to the next). */
+  maxAttempts?: number;
 }
 
 export type Forward = (ctx: RequestContext, req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -21,10 +25,11 @@ export type Forward = (ctx: RequestContext, req: http.IncomingMessage, res: http
 const MULTIPART_ENDPOINTS = new Set(['audio.transcriptions', 'audio.translations', 'images.edits', 'images.variations']);
 
 /**
- * Sends the request upstream over pooled keep-alive connections and hands the answer to
- * relayResponse. Plain node:http: on this path every microsecond is paid on every request, and
- * http-proxy's generic machinery measured ~20–70 % more CPU per request than this (see bench/).
- * Request bodies stream unless shapeRequest already read them.
+ * Sends the request upstream over pooled keep-alive connections, with a key from the upstream pool,
+ * and hands the answer to relayResponse. A 429 or 401 is tried again on another key while nothing
+ * has reached the client and the body can be sent again (it was read, or there is none).
+ * Plain node:http: on this path every microsecond is paid on every request, and http-proxy's
+ * generic machinery measured ~20–70 % more CPU per request than this (see bench/).
  */
 export function createForwarder(opts: ForwardOptions): Forward {
   const secure = opts.baseUrl.protocol === 'https:';
@@ -34,23 +39,25 @@ export function createForwarder(opts: ForwardOptions): Forward {
   const hostname = opts.baseUrl.hostname.replace(/^\[|\]$/g, '');
   const port = opts.baseUrl.port || (secure ? 443 : 80);
   const host = opts.baseUrl.host;
-  const authorization = `Bearer ${opts.upstreamKey}`;
+  const { pool } = opts;
+  const maxAttempts = Math.min(opts.maxAttempts ?? 3, pool.size);
 
-  return (ctx, req, res) => {
-    if (res.destroyed) return;
-    const extra: http.OutgoingHttpHeaders = { host, authorization };
+  const attempt = (ctx: RequestContext, req: http.IncomingMessage, res: http.ServerResponse, tried: Set<string>): void => {
+    // Never undefined on the first attempt; later attempts are only made when hasUsable() said so.
+    const key = (pool.pick(tried) ?? pool.fallback(tried))!;
+    tried.add(key.id);
+    ctx.upstreamKeyId = key.id;
+    const extra: http.OutgoingHttpHeaders = { host, ...key.headers };
     if (ctx.body) extra['content-length'] = ctx.body.length;
     // A reshaped answer (stream usage withheld, model list filtered) must come uncompressed.
     if (ctx.withholdUsage || ctx.modelFilter) extra['accept-encoding'] = 'identity';
-    const headers = upstreamRequestHeaders(req.headers, extra);
-    ctx.forwarded = true;
 
     const upstream = transport.request({
       hostname,
       port,
       method: req.method,
       path: upstreamPath(opts.baseUrl, (req.url ?? '/').slice(3)), // after "/v1"
-      headers,
+      headers: upstreamRequestHeaders(req.headers, extra),
       agent,
     });
     ctx.proxyReq = upstream;
@@ -58,16 +65,45 @@ export function createForwarder(opts: ForwardOptions): Forward {
       ctx.timedOut = true;
       upstream.destroy(new Error('upstream timeout'));
     });
-    upstream.on('response', (upRes) => relayResponse(ctx, upRes, res));
     upstream.on('error', (err: NodeJS.ErrnoException) => upstreamFailed(ctx, err, res, opts.timeoutMs));
+    upstream.on('response', (upRes) => {
+      const status = upRes.statusCode ?? 502;
+      if (!pool.shouldRetry(status)) {
+        pool.report(key, { status });
+        return relayResponse(ctx, upRes, res);
+      }
+      // Small error body: read it to learn OpenAI's code (rate limit or out of quota) before deciding.
+      readBody(upRes, 256 * 1024).then(
+        (body) => {
+          pool.report(key, { status, code: errorCodeOf(body) ?? null, retryAfterMs: UpstreamPool.retryAfterMs(upRes.headers) });
+          const replayable = ctx.body !== undefined || !hasBody(req);
+          if (replayable && tried.size < maxAttempts && !res.destroyed && pool.hasUsable(tried)) {
+            ctx.retries = (ctx.retries ?? 0) + 1;
+            return attempt(ctx, req, res, tried);
+          }
+          relayReadAnswer(ctx, upRes, body, res);
+        },
+        (err: NodeJS.ErrnoException) => upstreamFailed(ctx, err, res, opts.timeoutMs),
+      );
+    });
 
-    if (ctx.body) {
-      upstream.end(ctx.body);
-      return;
-    }
+    if (ctx.body) return void upstream.end(ctx.body);
+    if (!hasBody(req)) return void upstream.end();
     tapRequestBody(ctx, req, res, opts.maxBodyBytes);
     req.pipe(upstream);
   };
+
+  return (ctx, req, res) => {
+    if (res.destroyed) return;
+    ctx.forwarded = true;
+    attempt(ctx, req, res, new Set());
+  };
+}
+
+/** Whether the client sends a body (one not read yet cannot be sent twice). */
+function hasBody(req: http.IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** Reads a copy of a streamed body on the side: its size (for the limit) and multipart fields. */
@@ -113,3 +149,4 @@ function upstreamFailed(ctx: RequestContext, err: NodeJS.ErrnoException, res: ht
   ctx.error = `upstream unreachable: ${err.code ?? err.message}`;
   sendError(res, 502, `Keyward could not reach the upstream API (${err.code ?? 'connection failed'}).`, 'upstream_error', 'upstream_unreachable');
 }
+

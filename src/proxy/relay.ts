@@ -37,7 +37,6 @@ export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, re
     return;
   }
 
-  if (ctx.status === 401) return replaceUpstreamAuthFailure(ctx, upstream, res);
   if (ctx.modelFilter && ctx.status === 200) return relayFilteredModels(ctx, upstream, res, ctx.modelFilter);
 
   const tap = chooseTap(ctx, upstream);
@@ -78,20 +77,23 @@ export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, re
 }
 
 /**
- * OpenAI's 401 means the gateway's own key was refused, and its message echoes part of that key.
- * The client gets a 502 that says so, with nothing of the key in it.
+ * An answer the forwarder had to read whole first (a 429 or 401 it considered retrying on another
+ * upstream key) goes to the client now. OpenAI's 401 means the gateway's own key was refused, and its
+ * message echoes part of that key: the client gets a 502 that says so, with nothing of the key in it.
  */
-function replaceUpstreamAuthFailure(ctx: RequestContext, upstream: IncomingMessage, res: ServerResponse): void {
-  const tap = new JsonTap(ctx.endpoint, 64 * 1024);
-  upstream.on('data', (chunk: Buffer) => tap.push(chunk));
-  upstream.on('error', () => {});
-  upstream.on('end', () => {
-    const json = tap.end().json as { error?: { code?: unknown } } | undefined;
-    const code = typeof json?.error?.code === 'string' ? json.error.code : 'unknown';
-    ctx.outcome = 'upstream_error';
+export function relayReadAnswer(ctx: RequestContext, upstream: IncomingMessage, body: Buffer, res: ServerResponse): void {
+  ctx.status = upstream.statusCode ?? 502;
+  ctx.ttfbMs ??= elapsedMs(ctx);
+  const upstreamId = upstream.headers['x-request-id'];
+  if (typeof upstreamId === 'string') ctx.upstreamRequestId = upstreamId;
+  ctx.bytesOut += body.length;
+  ctx.outcome = 'upstream_error';
+  if (res.destroyed) return;
+  if (ctx.status === 401) {
+    const code = errorCodeOf(body) ?? 'unknown';
     ctx.status = 502;
     ctx.error = `upstream refused the gateway's key (401 ${code})`;
-    sendError(
+    return sendError(
       res,
       502,
       `OpenAI refused this gateway's upstream key (401, ${code}). This is a Keyward configuration problem: ask the operator to check OPENAI_API_KEY.`,
@@ -100,7 +102,23 @@ function replaceUpstreamAuthFailure(ctx: RequestContext, upstream: IncomingMessa
       null,
       { 'x-keyward-request-id': ctx.id, 'x-request-id': ctx.upstreamRequestId ?? ctx.id },
     );
-  });
+  }
+  const headers = responseHeaders(upstream.headers);
+  headers['content-length'] = body.length;
+  headers['x-request-id'] ??= ctx.id;
+  headers['x-keyward-request-id'] = ctx.id;
+  res.writeHead(ctx.status, headers);
+  res.end(body);
+}
+
+/** The `error.code` of an OpenAI error body, if it is one. */
+export function errorCodeOf(body: Buffer): string | undefined {
+  try {
+    const code = (JSON.parse(body.toString('utf8')) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** GET /v1/models for a key with a model list: the list shows only what the key may use. */

@@ -46,7 +46,7 @@ const FULL_FILE = {
 describe('loadConfig precedence: flag > environment > config.json > default', () => {
   it('defaults, with only the key given', () => {
     const config = loadConfig({ OPENAI_API_KEY: 'sk-env-key', CONFIG_FILE: configFile({}) }, []);
-    expect(config.upstreamKey).toBe('sk-env-key');
+    expect(config.upstreamKeys).toEqual([{ key: 'sk-env-key' }]);
     expect(config.upstreamBaseUrl.href).toBe('https://api.openai.com/');
     expect(config.port).toBe(8080);
     expect(config.host).toBe('127.0.0.1');
@@ -58,7 +58,7 @@ describe('loadConfig precedence: flag > environment > config.json > default', ()
   it('config.json over the defaults', () => {
     const config = loadConfig({ CONFIG_FILE: configFile(FULL_FILE) }, []);
     expect(config).toMatchObject({
-      upstreamKey: 'sk-file-key',
+      upstreamKeys: [{ key: 'sk-file-key' }],
       port: 1111,
       host: '10.0.0.1',
       keysFile: '/srv/file/keys.json',
@@ -81,7 +81,7 @@ describe('loadConfig precedence: flag > environment > config.json > default', ()
     };
     const config = loadConfig(env, []);
     expect(config).toMatchObject({
-      upstreamKey: 'sk-env-key',
+      upstreamKeys: [{ key: 'sk-env-key' }],
       port: 2222,
       host: '0.0.0.0',
       keysFile: '/srv/env/keys.json',
@@ -93,7 +93,7 @@ describe('loadConfig precedence: flag > environment > config.json > default', ()
 
   it('an empty environment variable counts as unset', () => {
     const config = loadConfig({ CONFIG_FILE: configFile(FULL_FILE), OPENAI_API_KEY: '', PORT: '', HOST: '' }, []);
-    expect(config).toMatchObject({ upstreamKey: 'sk-file-key', port: 1111, host: '10.0.0.1' });
+    expect(config).toMatchObject({ upstreamKeys: [{ key: 'sk-file-key' }], port: 1111, host: '10.0.0.1' });
   });
 
   it('flags over the environment, in both --flag value and --flag=value forms', () => {
@@ -106,7 +106,7 @@ describe('loadConfig precedence: flag > environment > config.json > default', ()
     const fromEnv = configFile({ OPENAI_API_KEY: 'sk-a', PORT: 5001 });
     const fromFlag = configFile({ OPENAI_API_KEY: 'sk-b', PORT: 5002 });
     expect(loadConfig({ CONFIG_FILE: fromEnv }, []).port).toBe(5001);
-    expect(loadConfig({ CONFIG_FILE: fromEnv }, ['--config', fromFlag])).toMatchObject({ port: 5002, upstreamKey: 'sk-b' });
+    expect(loadConfig({ CONFIG_FILE: fromEnv }, ['--config', fromFlag])).toMatchObject({ port: 5002, upstreamKeys: [{ key: 'sk-b' }] });
     expect(loadConfig({}, [`--config=${fromFlag}`]).port).toBe(5002);
   });
 
@@ -148,7 +148,7 @@ describe('loadConfig: the upstream', () => {
 
   it('no upstream key anywhere: one line saying what to set', () => {
     const message = configProblem({ CONFIG_FILE: configFile({ PORT: 9000 }) });
-    expect(message).toBe('no upstream key: set OPENAI_API_KEY in the environment or in config.json (see config-example.json)');
+    expect(message).toBe('no upstream key: set OPENAI_API_KEY (or OPENAI_API_KEYS) in the environment or in config.json (see config-example.json)');
     expect(configProblem({ CONFIG_FILE: configFile({}), OPENAI_API_KEY: '' })).toBe(message);
   });
 
@@ -191,7 +191,7 @@ describe('loadConfig: a bad config.json or value stops start-up with one line', 
 
   it('fields starting with _ are comments and ignored', () => {
     const path = configFile({ _comment: 'copy me', _port_note: 42, _: null, OPENAI_API_KEY: 'sk-x', PORT: 8181 });
-    expect(loadConfig({ CONFIG_FILE: path }, [])).toMatchObject({ upstreamKey: 'sk-x', port: 8181 });
+    expect(loadConfig({ CONFIG_FILE: path }, [])).toMatchObject({ upstreamKeys: [{ key: 'sk-x' }], port: 8181 });
   });
 
   it('a bad PORT: in the file, the environment or a flag', () => {
@@ -247,7 +247,7 @@ describe('the server process refuses to start', () => {
     const r = runServer({});
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(
-      'keyward: no upstream key: set OPENAI_API_KEY in the environment or in config.json (see config-example.json)\n',
+      'keyward: no upstream key: set OPENAI_API_KEY (or OPENAI_API_KEYS) in the environment or in config.json (see config-example.json)\n',
     );
     expect(r.stdout).toBe('');
     expect(existsSync(join(r.cwd, 'usage.sqlite'))).toBe(false);
