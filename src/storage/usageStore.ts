@@ -24,6 +24,9 @@ export interface UsageRow extends UsageCounts {
   error: string | null;
   bytes_in: number;
   bytes_out: number;
+  /** The pool key that served it: its label or `key_` + digest prefix, never the key. */
+  upstream_key: string | null;
+  retries: number;
 }
 
 export interface UsageFilter {

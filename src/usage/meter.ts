@@ -61,6 +61,8 @@ export class Meter {
       error: ctx.error ?? null,
       bytes_in: ctx.bytesIn,
       bytes_out: ctx.bytesOut,
+      upstream_key: ctx.upstreamKeyId ?? null,
+      retries: ctx.retries ?? 0,
     };
     if (model !== null) {
       row.cost_nano_usd = this.pricing.costNanoUsd(model, row);

@@ -301,6 +301,8 @@ function usageRow(s: Seed): UsageRow {
     error: s.model === null ? 'bad gateway' : null,
     bytes_in: 200,
     bytes_out: 900,
+    upstream_key: null,
+    retries: 0,
   };
 }
 

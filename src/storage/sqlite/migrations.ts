@@ -38,4 +38,8 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX usage_email_ts ON usage (key_email, ts_ms);
   CREATE INDEX usage_ts ON usage (ts_ms);`,
+  // Which upstream key of the pool served the request (label or digest prefix), and how often it
+  // was sent again on another key.
+  `ALTER TABLE usage ADD COLUMN upstream_key TEXT;
+  ALTER TABLE usage ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;`,
 ];

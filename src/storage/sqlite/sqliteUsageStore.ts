@@ -9,7 +9,7 @@ const COLUMNS = [
   'endpoint', 'model', 'status', 'stream', 'input_tokens', 'cached_input_tokens', 'output_tokens',
   'reasoning_tokens', 'total_tokens', 'input_audio_tokens', 'output_audio_tokens', 'input_image_tokens',
   'output_image_tokens', 'audio_seconds', 'input_characters', 'cost_nano_usd', 'latency_ms', 'ttfb_ms',
-  'upstream_request_id', 'outcome', 'error', 'bytes_in', 'bytes_out',
+  'upstream_request_id', 'outcome', 'error', 'bytes_in', 'bytes_out', 'upstream_key', 'retries',
 ] as const;
 
 const SUMS = `COUNT(*) AS requests,
