@@ -13,6 +13,9 @@ import { mustReadJson, mustReadMultipart, readAndShape, readMultipartFields } fr
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** /v1/models however it is spelled (/v1/models/, /v1//models): the list, not one model. */
+const isModelList = (path: string) => path.split('/').filter(Boolean).join('/') === 'v1/models';
+
 /**
  * The path of every /v1/ request, in order:
  *   context → CORS → authenticate → endpoint family → body limit → read/shape the body if needed
@@ -41,7 +44,7 @@ export function createGateway(parts: {
     if (!authorizeModel(ctx, res)) return;
     if (!admit(engine, ctx, Number(req.headers['content-length'] ?? 0), res)) return;
     const models = ctx.principal!.policy.models;
-    if (models && ctx.endpoint === 'models' && ctx.path === '/v1/models') ctx.modelFilter = models.allows;
+    if (models && ctx.method === 'GET' && isModelList(ctx.path)) ctx.modelFilter = models.allows;
     forward(ctx, req, res);
   };
 
@@ -56,13 +59,21 @@ export function createGateway(parts: {
         ? readMultipartFields(ctx, req, res, max)
         : undefined;
     if (!read) return afterBody(ctx, req, res);
-    read.then((ok) => ok && afterBody(ctx, req, res), failed(ctx, res));
+    read.then((ok) => ok && afterBody(ctx, req, res)).catch(failed(ctx, res));
+  };
+
+  const guarded = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => {
+    try {
+      proceed(ctx, req, res);
+    } catch (err) {
+      failed(ctx, res)(err); // one bad request must never take the process (and everyone's streams) down
+    }
   };
 
   return (req, res) => {
     const ctx = openContext(req, res, hooks);
     // CORS concerns browsers only, and browsers always send Origin: SDKs and servers skip it.
-    if (req.headers.origin !== undefined || req.method === 'OPTIONS') parts.cors(req, res, () => proceed(ctx, req, res));
-    else proceed(ctx, req, res);
+    if (req.headers.origin !== undefined || req.method === 'OPTIONS') parts.cors(req, res, () => guarded(ctx, req, res));
+    else guarded(ctx, req, res);
   };
 }

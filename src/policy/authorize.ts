@@ -28,13 +28,25 @@ export function authorizeEndpoint(ctx: RequestContext, res: ServerResponse): boo
   return false;
 }
 
+function decoded(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Step 2, once the model is known: is it on the key's list? GET /v1/models/{id} counts too. */
 export function authorizeModel(ctx: RequestContext, res: ServerResponse): boolean {
   const models = ctx.principal!.policy.models;
   if (!models) return true;
-  const model = ctx.endpoint === 'models' && ctx.method === 'GET' ? ctx.path.split('/')[3] : ctx.requestModel;
+  // The id in a path is percent-encoded (decoded here; a malformed escape matches nothing rather
+  // than throwing); the model in a body is taken as it is.
+  const fromPath = ctx.endpoint === 'models' && ctx.method === 'GET';
+  const model = fromPath ? ctx.path.split('/')[3] : ctx.requestModel;
   if (model === undefined || model === '') return true; // no model named: nothing to refuse (OpenAI will say what is missing)
-  if (models.allows(decodeURIComponent(model))) return true;
+  const id = fromPath ? decoded(model) : model;
+  if (id !== undefined && models.allows(id)) return true;
   sendError(
     res,
     403,
@@ -46,8 +58,11 @@ export function authorizeModel(ctx: RequestContext, res: ServerResponse): boolea
   return false;
 }
 
+/** OpenAI's SDKs retry every 429 unless told not to; waiting will not help these. */
+const NO_RETRY = { 'x-should-retry': 'false' };
+
 function rateHeaders(r: Refusal): Record<string, string> {
-  const h: Record<string, string> = {};
+  const h: Record<string, string> = Number.isFinite(r.retryAfterMs) ? {} : { ...NO_RETRY };
   if (Number.isFinite(r.retryAfterMs)) h['retry-after'] = String(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
   for (const [kind, s] of [['requests', r.requests], ['tokens', r.tokens]] as const) {
     if (!s) continue;
@@ -90,13 +105,15 @@ export function admit(engine: PolicyEngine, ctx: RequestContext, declaredBytes: 
   const over = budgeted ? engine.budgets.reserve(id, budget, estimate.costNano) : undefined;
   if (over) {
     // Give back the rate-limit share taken above: the request never ran.
-    if (limited) engine.limiter.settle(id, tpm, estimate.tokens, 0);
+    if (limited) engine.limiter.refund(id, rpm, tpm, estimate.tokens);
     sendError(
       res,
       429,
       `This Keyward key has used its ${over.window} budget (${usd(over.spent)} of ${usd(over.limit)}). Ask your Keyward operator to raise it${over.window === 'total' ? '' : ', or wait for the next ' + (over.window === 'daily' ? 'day' : 'month') + ' (UTC)'}.`,
       'insufficient_quota',
       'insufficient_quota',
+      null,
+      NO_RETRY,
     );
     return false;
   }

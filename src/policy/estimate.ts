@@ -26,11 +26,12 @@ function inputTokens(value: unknown): number {
 }
 
 function outputTokens(body: Record<string, unknown>): number {
+  const choices = typeof body.n === 'number' && body.n > 1 ? body.n : 1;
   for (const name of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
     const v = body[name];
-    if (typeof v === 'number' && v >= 0) return v * (typeof body.n === 'number' && body.n > 1 ? body.n : 1);
+    if (typeof v === 'number' && v >= 0) return v * choices;
   }
-  return DEFAULT_OUTPUT_RESERVE;
+  return DEFAULT_OUTPUT_RESERVE * choices;
 }
 
 export interface Estimate {

@@ -67,6 +67,8 @@ const BY_SEGMENT: Record<string, Family> = {
   organization: 'organization',
 };
 
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
 /**
  * `path` is the URL path (no query). Creating a chat completion is `chat`; listing, reading,
  * changing or deleting stored completions (everyone's, project-wide) is `stored_completions`.
@@ -75,6 +77,9 @@ const BY_SEGMENT: Record<string, Family> = {
 export function familyOf(method: string, path: string): Family {
   const parts = path.split('/').filter(Boolean);
   if (parts[0] !== 'v1' || parts.length < 2) return 'other';
+  // Dot segments (plain or percent-encoded) are forwarded as sent, and an upstream that resolves them
+  // would serve another family's path (/v1/embeddings/../files): such a path has no known family.
+  if (parts.some((p) => DOT_SEGMENT.test(p))) return 'other';
   // Own properties only: /v1/constructor or /v1/__proto__ must not find Object.prototype's members.
   const family = Object.hasOwn(BY_SEGMENT, parts[1]!) ? BY_SEGMENT[parts[1]!]! : 'other';
   if (family === 'chat') {

@@ -69,6 +69,13 @@ export class RateLimiter {
     return undefined;
   }
 
+  /** Gives back what take() took, for a request that was refused later and never ran. */
+  refund(id: string, rpm: number | undefined, tpm: number | undefined, estTokens: number): void {
+    const t = this.now();
+    if (rpm) this.level(this.requests, id, rpm, t).level += 1;
+    if (tpm) this.level(this.tokens, id, tpm, t).level += estTokens;
+  }
+
   /** Replaces a token estimate by the real count (either way). */
   settle(id: string, tpm: number | undefined, estTokens: number, actualTokens: number): void {
     if (!tpm) return;
