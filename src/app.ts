@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import cors from 'cors';
 import express, { type ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
@@ -6,7 +7,8 @@ import type { Config } from './config/schema.js';
 import { createGateway } from './gateway.js';
 import { elapsedMs, type RequestContext } from './http/context.js';
 import { sendError } from './http/errors.js';
-import { openContext, type ContextHooks } from './http/requestContext.js';
+import { newContext, openContext, type ContextHooks } from './http/requestContext.js';
+import { createRealtimeUpgrade } from './proxy/realtime.js';
 import type { KeyRing } from './keys/keyRing.js';
 import type { AccessLog } from './logging/accessLog.js';
 import { checkKey } from './auth/authenticate.js';
@@ -53,17 +55,37 @@ const EXPOSED_HEADERS = [
  * The whole server's request handler: /v1/ goes through the gateway (src/gateway.ts); everything
  * else (health, and the pages to come) is an Express app. This file only wires the parts.
  */
-export function createApp(parts: AppParts): (req: IncomingMessage, res: ServerResponse) => void {
+export interface App {
+  handle: (req: IncomingMessage, res: ServerResponse) => void;
+  /** WebSocket upgrades (the Realtime API). */
+  upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
+export function createApp(parts: AppParts): App {
   const { config, meter, engine, accessLog, inFlight } = parts;
+  /** Every request and session ends here: one usage row (if forwarded), one access-log line. */
+  const finish = (ctx: RequestContext, complete: boolean, statusSent: number) => {
+    inFlight.delete(ctx);
+    const row = meter.record(ctx, complete);
+    settle(engine, ctx, row);
+    if (ctx.path !== '/health' && ctx.path !== '/') accessLog.write(ctx, row?.status ?? statusSent, elapsedMs(ctx), row);
+  };
   const hooks: ContextHooks = {
     onStart: (ctx) => inFlight.add(ctx),
-    onDone: (ctx, res) => {
-      inFlight.delete(ctx);
-      const row = meter.record(ctx, res.writableFinished);
-      settle(engine, ctx, row);
-      if (ctx.path !== '/health' && ctx.path !== '/') accessLog.write(ctx, row?.status ?? res.statusCode, elapsedMs(ctx), row);
-    },
+    onDone: (ctx, res) => finish(ctx, res.writableFinished, res.statusCode),
   };
+  const upgrade = createRealtimeUpgrade({
+    baseUrl: config.upstreamBaseUrl,
+    keys: parts.keys,
+    pool: parts.pool,
+    log: parts.log,
+    open: (req) => {
+      const ctx = newContext(req);
+      inFlight.add(ctx);
+      return ctx;
+    },
+    finish: (ctx, clean) => finish(ctx, clean, ctx.status ?? 502),
+  });
   const corsHandler = cors({
     origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
     exposedHeaders: EXPOSED_HEADERS,
@@ -101,10 +123,13 @@ export function createApp(parts: AppParts): (req: IncomingMessage, res: ServerRe
   };
   web.use(onError);
 
-  return (req, res) => {
-    const url = req.url ?? '/';
-    if (url.startsWith('/v1/') || url === '/v1' || url.startsWith('/v1?')) gateway(req, res);
-    else web(req, res);
+  return {
+    handle: (req, res) => {
+      const url = req.url ?? '/';
+      if (url.startsWith('/v1/') || url === '/v1' || url.startsWith('/v1?')) gateway(req, res);
+      else web(req, res);
+    },
+    upgrade,
   };
 }
 

@@ -57,7 +57,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const inFlight = new Set<RequestContext>();
   const app = createApp({ config, keys, engine, forward, pool, store, meter, accessLog, log, inFlight });
 
-  const server = http.createServer(app);
+  const server = http.createServer(app.handle);
+  server.on('upgrade', app.upgrade);
   // Longer than common load balancers' idle timeout, so they never reuse a connection we just closed.
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -84,6 +85,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           ctx.error ??= 'cut by shutdown';
         }
         server.closeAllConnections();
+        for (const ctx of inFlight) ctx.cut?.();
         // Their 'close' events write their rows.
         for (let i = 0; i < 20 && inFlight.size; i++) await new Promise((r) => setTimeout(r, 10));
       }

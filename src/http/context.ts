@@ -46,6 +46,8 @@ export interface RequestContext {
   timedOut: boolean;
   /** Ends the response tap and moves what it found into usage/model (idempotent). */
   finishTap?: () => void;
+  /** Ends a connection that is not the HTTP server's to close (an upgraded WebSocket). */
+  cut?: () => void;
   proxyReq?: ClientRequest;
   proxyRes?: IncomingMessage;
   bytesIn: number;

@@ -20,11 +20,10 @@ export function pathOf(url: string | undefined): string {
  * emits after a normal end, a client disconnect, or a destroyed socket alike). A client that goes
  * away takes the upstream request down with it at once.
  */
-export function openContext(req: IncomingMessage, res: ServerResponse, hooks: ContextHooks): RequestContext {
-  const id = randomUUID();
+export function newContext(req: IncomingMessage): RequestContext {
   const path = pathOf(req.url);
-  const ctx: RequestContext = {
-    id,
+  return {
+    id: randomUUID(),
     startedAt: Date.now(),
     t0: process.hrtime.bigint(),
     method: req.method ?? 'GET',
@@ -38,6 +37,11 @@ export function openContext(req: IncomingMessage, res: ServerResponse, hooks: Co
     bytesIn: 0,
     bytesOut: 0,
   };
+}
+
+export function openContext(req: IncomingMessage, res: ServerResponse, hooks: ContextHooks): RequestContext {
+  const ctx = newContext(req);
+  const id = ctx.id;
   tagResponse(res, id);
   hooks.onStart(ctx);
   res.once('close', () => {

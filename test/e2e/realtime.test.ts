@@ -1,0 +1,102 @@
+// WebSocket upgrades (the Realtime API) through Keyward: authenticated, key swapped, piped both ways.
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALICE_KEY, eventually, startKeyward, type KeywardProcess } from './harness.js';
+
+const RT_KEY = 'sk-kw-realtime-0123456789abcdefgh';
+
+/** An upstream that accepts WebSocket upgrades with the right key and echoes bytes back upper-cased. */
+function upgradeUpstream(): Promise<{ url: string; seen: http.IncomingHttpHeaders[]; close(): Promise<void> }> {
+  const seen: http.IncomingHttpHeaders[] = [];
+  const server = http.createServer((_req, res) => res.end());
+  server.on('upgrade', (req, socket) => {
+    seen.push(req.headers);
+    if (req.headers.authorization !== 'Bearer sk-upstream-test') {
+      socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nx-request-id: req_rt1\r\n\r\n');
+    socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()));
+    socket.on('end', () => socket.end());
+  });
+  return new Promise((ok) =>
+    server.listen(0, '127.0.0.1', () =>
+      ok({
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        seen,
+        close: () => new Promise((done) => (server.closeAllConnections(), server.close(() => done()))),
+      }),
+    ),
+  );
+}
+
+/** Sends a raw upgrade request; resolves with the status line and a function to exchange bytes. */
+function upgrade(url: string, headers: Record<string, string>): Promise<{ status: string; socket: net.Socket }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((ok, fail) => {
+    const socket = net.connect(Number(port), hostname, () => {
+      const lines = Object.entries({ host: `${hostname}:${port}`, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers }).map(([k, v]) => `${k}: ${v}`);
+      socket.write(`GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
+    });
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      const end = buf.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      socket.off('data', onData);
+      ok({ status: buf.slice(0, buf.indexOf('\r\n')), socket });
+    };
+    socket.on('data', onData);
+    socket.on('error', fail);
+  });
+}
+
+let up: Awaited<ReturnType<typeof upgradeUpstream>>;
+let kw: KeywardProcess;
+
+beforeAll(async () => {
+  up = await upgradeUpstream();
+  kw = await startKeyward({
+    upstream: up.url,
+    keys: [
+      { key: ALICE_KEY, name: 'Alice', email: 'alice@example.com' },
+      { key: RT_KEY, name: 'Rita', email: 'rita@example.com', endpoints: ['inference', 'realtime'] },
+    ],
+  });
+});
+afterAll(async () => {
+  await kw?.stop();
+  await up?.close();
+});
+
+describe('Realtime WebSocket', () => {
+  it('a key with the realtime family is upgraded, its key swapped, bytes piped both ways, one row on close', async () => {
+    const { status, socket } = await upgrade(kw.url, {
+      'sec-websocket-protocol': `realtime, openai-insecure-api-key.${RT_KEY}, openai-beta.realtime-v1`,
+    });
+    expect(status).toBe('HTTP/1.1 101 Switching Protocols');
+    const echoed = await new Promise<string>((ok) => {
+      socket.once('data', (d) => ok(d.toString()));
+      socket.write('hello');
+    });
+    expect(echoed).toBe('HELLO');
+    const sent = up.seen.at(-1)!;
+    expect(sent.authorization).toBe('Bearer sk-upstream-test');
+    expect(sent['sec-websocket-protocol']).toBe('realtime, openai-beta.realtime-v1');
+    expect(JSON.stringify(sent)).not.toContain(RT_KEY);
+    socket.end(); // the close travels through Keyward to the upstream and back
+    const row = await eventually(() => kw.rows().find((r) => r.key_email === 'rita@example.com'));
+    expect(row).toMatchObject({ status: 101, path: '/v1/realtime', upstream_request_id: 'req_rt1', outcome: 'ok' });
+    expect(row.bytes_in).toBeGreaterThan(0);
+  });
+
+  it('refuses without a key, with a wrong key, and for a key without the realtime family', async () => {
+    const before = up.seen.length;
+    expect((await upgrade(kw.url, {})).status).toBe('HTTP/1.1 401 Unauthorized');
+    expect((await upgrade(kw.url, { authorization: 'Bearer sk-kw-wrong-00000000000000000' })).status).toBe('HTTP/1.1 401 Unauthorized');
+    expect((await upgrade(kw.url, { authorization: `Bearer ${ALICE_KEY}` })).status).toBe('HTTP/1.1 403 Forbidden');
+    expect(up.seen.length).toBe(before);
+  });
+});
