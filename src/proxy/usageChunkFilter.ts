@@ -1,41 +1,52 @@
-import { StringDecoder } from 'node:string_decoder';
 import { Transform, type TransformCallback } from 'node:stream';
 
-const USAGE_NULL = /,"usage":null(?=[,}])|"usage":null,/g;
+const USAGE_NULL = Buffer.from(',"usage":null');
+const USAGE_NULL_FIRST = Buffer.from('"usage":null,');
+
+/** Removes every `needle` from `bytes`, copying only when there is something to remove. */
+function without(bytes: Buffer, needle: Buffer): Buffer {
+  let at = bytes.indexOf(needle);
+  if (at === -1) return bytes;
+  const parts: Buffer[] = [];
+  let from = 0;
+  while (at !== -1) {
+    parts.push(bytes.subarray(from, at));
+    from = at + needle.length;
+    at = bytes.indexOf(needle, from);
+  }
+  parts.push(bytes.subarray(from));
+  return Buffer.concat(parts);
+}
+
+function isUsageOnlyChunk(event: Buffer): boolean {
+  return event.indexOf('"choices":[]') !== -1 && event.indexOf('"usage":{') !== -1;
+}
 
 /**
  * For a client that did not ask for stream usage (Keyward asked on its behalf): drops the extra
  * usage-only chunk (`"choices":[]` with a usage object) and the `"usage":null` field the option adds
  * to every other chunk, so the client receives exactly what OpenAI would have sent it. Works event by
- * event: each complete event is passed on at once, so nothing is delayed or coalesced.
+ * event on the bytes (no decoding): each complete event is passed on at once, nothing is delayed or
+ * coalesced beyond the chunk it arrived in.
  */
 export class UsageChunkFilter extends Transform {
-  private pending = '';
-  private readonly decoder = new StringDecoder('utf8');
+  private pending: Buffer | undefined;
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    const text = this.pending + this.decoder.write(chunk);
-    const last = text.lastIndexOf('\n\n');
-    if (last === -1) {
-      this.pending = text;
-      return done();
+    const bytes = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    const out: Buffer[] = [];
+    let from = 0;
+    for (let end = bytes.indexOf('\n\n'); end !== -1; end = bytes.indexOf('\n\n', from)) {
+      const event = bytes.subarray(from, end + 2);
+      from = end + 2;
+      if (isUsageOnlyChunk(event)) continue;
+      out.push(without(without(event, USAGE_NULL), USAGE_NULL_FIRST));
     }
-    this.pending = text.slice(last + 2);
-    const out = text
-      .slice(0, last + 2)
-      .split(/(?<=\n\n)/)
-      .filter((event) => !isUsageOnlyChunk(event))
-      .map((event) => event.replace(USAGE_NULL, ''))
-      .join('');
-    done(null, out.length ? out : undefined);
+    this.pending = from < bytes.length ? bytes.subarray(from) : undefined;
+    done(null, out.length === 0 ? undefined : out.length === 1 ? out[0] : Buffer.concat(out));
   }
 
   override _flush(done: TransformCallback): void {
-    const tail = this.pending + this.decoder.end();
-    done(null, tail.length ? tail : undefined);
+    done(null, this.pending);
   }
-}
-
-function isUsageOnlyChunk(event: string): boolean {
-  return event.startsWith('data: {') && event.includes('"choices":[]') && /"usage":\{/.test(event);
 }

@@ -18,10 +18,30 @@ function merge(into: Extracted, found: Extracted | undefined): void {
   if (found.usage) into.usage = { ...into.usage, ...found.usage };
 }
 
-/** SSE: parses only the events that can carry usage (or the first, for the model); the rest are skipped. */
+/** Where the last complete event of a chunk ends (after its blank line), or -1. */
+function lastEventEnd(chunk: Buffer): number {
+  const lf = chunk.lastIndexOf('\n\n');
+  const crlf = chunk.lastIndexOf('\r\n\r\n');
+  return Math.max(lf === -1 ? -1 : lf + 2, crlf === -1 ? -1 : crlf + 4);
+}
+
+function mayHoldUsage(bytes: Buffer): boolean {
+  return bytes.indexOf('"usage":{') !== -1 || bytes.indexOf('"usage": {') !== -1;
+}
+
+/** Largest run of bytes without an event boundary that is kept (no real event is this big). */
+const MAX_PENDING = 16 * 1024 * 1024;
+
+/**
+ * SSE: a stream of many small events, of which one or two carry usage. Bytes are only scanned (a
+ * native search for `"usage":{`) until a run of complete events holds one, or the model is still
+ * unknown; only those runs are decoded and parsed. Most chunks cost two buffer searches.
+ */
 export class SseTap implements ResponseTap {
   private readonly found: Extracted = {};
   private readonly parser: SseParser;
+  private pending: Buffer[] = [];
+  private pendingSize = 0;
 
   constructor(endpoint: Endpoint) {
     this.parser = new SseParser((event, data) => {
@@ -38,10 +58,26 @@ export class SseTap implements ResponseTap {
   }
 
   push(chunk: Buffer): void {
-    this.parser.push(chunk);
+    const cut = lastEventEnd(chunk);
+    if (cut === -1) {
+      if (this.pendingSize + chunk.length <= MAX_PENDING) {
+        this.pending.push(chunk);
+        this.pendingSize += chunk.length;
+      }
+      return;
+    }
+    const complete = this.pending.length
+      ? Buffer.concat([...this.pending, chunk.subarray(0, cut)], this.pendingSize + cut)
+      : chunk.subarray(0, cut);
+    this.pending = cut < chunk.length ? [chunk.subarray(cut)] : [];
+    this.pendingSize = chunk.length - cut;
+    if (this.found.model === undefined || mayHoldUsage(complete)) this.parser.push(complete);
   }
 
   end(): Extracted {
+    const rest = Buffer.concat(this.pending, this.pendingSize);
+    this.pending = [];
+    if (this.found.model === undefined || mayHoldUsage(rest)) this.parser.push(rest);
     this.parser.end();
     return this.found;
   }
