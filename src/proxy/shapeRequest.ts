@@ -52,6 +52,18 @@ export function mustReadJson(ctx: RequestContext, req: IncomingMessage, modelsRe
   return req.method === 'POST' && (READ_JSON.has(ctx.endpoint) || modelsRestricted) && isJson(req.headers['content-type']);
 }
 
+/** Reads the whole body into ctx.body, or answers 413 and returns undefined. */
+async function readWhole(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer | undefined> {
+  try {
+    ctx.body = await readBody(req, maxBytes);
+  } catch (err) {
+    if (err instanceof BodyTooLarge) return void tooLarge(res, maxBytes);
+    throw err;
+  }
+  ctx.bytesIn = ctx.body.length;
+  return ctx.body;
+}
+
 /** A multipart upload whose model must be known before forwarding (restricted models only). */
 export function mustReadMultipart(req: IncomingMessage, modelsRestricted: boolean): boolean {
   return modelsRestricted && req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
@@ -59,18 +71,8 @@ export function mustReadMultipart(req: IncomingMessage, modelsRestricted: boolea
 
 /** Reads a whole multipart upload to learn its model field before it is forwarded. */
 export async function readMultipartFields(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<boolean> {
-  let raw: Buffer;
-  try {
-    raw = await readBody(req, maxBytes);
-  } catch (err) {
-    if (err instanceof BodyTooLarge) {
-      tooLarge(res, maxBytes);
-      return false;
-    }
-    throw err;
-  }
-  ctx.body = raw;
-  ctx.bytesIn = raw.length;
+  const raw = await readWhole(ctx, req, res, maxBytes);
+  if (!raw) return false;
   await new Promise<void>((done) => {
     const sniffer = sniffMultipart(req.headers, (name, value) => {
       if (name === 'model') ctx.requestModel = value;
@@ -93,18 +95,8 @@ export async function readAndShape(
   res: ServerResponse,
   maxBytes: number,
 ): Promise<boolean> {
-  let raw: Buffer;
-  try {
-    raw = await readBody(req, maxBytes);
-  } catch (err) {
-    if (err instanceof BodyTooLarge) {
-      tooLarge(res, maxBytes);
-      return false;
-    }
-    throw err;
-  }
-  ctx.body = raw;
-  ctx.bytesIn = raw.length;
+  const raw = await readWhole(ctx, req, res, maxBytes);
+  if (!raw) return false;
   let body: unknown;
   try {
     body = JSON.parse(raw.toString('utf8'));

@@ -1,4 +1,5 @@
 import { brotliDecompressSync, constants, gunzipSync, inflateSync } from 'node:zlib';
+import { CappedBuffer } from './cappedBuffer.js';
 import type { ResponseTap } from './taps.js';
 import type { Extracted } from './types.js';
 
@@ -17,14 +18,15 @@ const DECODERS: Record<string, Inflate> = {
  * the tap keeps a copy and decompresses it once at the end (a truncated stream yields what it can).
  */
 export class CompressedTap implements ResponseTap {
-  private chunks: Buffer[] = [];
-  private size = 0;
+  private readonly copy: CappedBuffer;
 
   private constructor(
     private readonly inner: ResponseTap,
     private readonly inflate: Inflate,
-    private readonly maxBytes: number,
-  ) {}
+    maxBytes: number,
+  ) {
+    this.copy = new CappedBuffer(maxBytes);
+  }
 
   /** undefined when the encoding is one Keyward cannot read. */
   static wrap(inner: ResponseTap, encoding: string, maxBytes: number): ResponseTap | undefined {
@@ -33,20 +35,18 @@ export class CompressedTap implements ResponseTap {
   }
 
   push(chunk: Buffer): void {
-    if (this.size > this.maxBytes) return;
-    this.size += chunk.length;
-    if (this.size > this.maxBytes) this.chunks = [];
-    else this.chunks.push(chunk);
+    this.copy.push(chunk);
   }
 
   end(): Extracted & { json?: unknown } {
-    if (this.size === 0 || this.size > this.maxBytes) return this.inner.end();
-    try {
-      this.inner.push(this.inflate(Buffer.concat(this.chunks, this.size)));
-    } catch {
-      // Unreadable compressed data: the row keeps null counts rather than guessing.
+    const bytes = this.copy.take();
+    if (bytes) {
+      try {
+        this.inner.push(this.inflate(bytes));
+      } catch {
+        // Unreadable compressed data: the row keeps null counts rather than guessing.
+      }
     }
-    this.chunks = [];
     return this.inner.end();
   }
 }

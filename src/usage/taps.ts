@@ -1,3 +1,4 @@
+import { CappedBuffer } from './cappedBuffer.js';
 import type { Endpoint } from './endpoint.js';
 import { usageFromJson, usageFromSseEvent } from './extract.js';
 import { SseParser } from './sseParser.js';
@@ -85,30 +86,27 @@ export class SseTap implements ResponseTap {
 
 /** JSON: keeps the bytes (up to a cap) and parses once at the end. */
 export class JsonTap implements ResponseTap {
-  private chunks: Buffer[] = [];
-  private size = 0;
+  private readonly copy: CappedBuffer;
 
   constructor(
     private readonly endpoint: Endpoint,
-    private readonly maxBytes: number,
-  ) {}
+    maxBytes: number,
+  ) {
+    this.copy = new CappedBuffer(maxBytes);
+  }
 
   push(chunk: Buffer): void {
-    if (this.size > this.maxBytes) return;
-    this.size += chunk.length;
-    if (this.size > this.maxBytes) this.chunks = [];
-    else this.chunks.push(chunk);
+    this.copy.push(chunk);
   }
 
   end(): Extracted & { json?: unknown } {
-    if (this.size > this.maxBytes || this.size === 0) return {};
+    const bytes = this.copy.take();
+    if (!bytes) return {};
     let json: unknown;
     try {
-      json = JSON.parse(Buffer.concat(this.chunks, this.size).toString('utf8'));
+      json = JSON.parse(bytes.toString('utf8'));
     } catch {
       return {};
-    } finally {
-      this.chunks = [];
     }
     return { ...usageFromJson(this.endpoint, json), json };
   }

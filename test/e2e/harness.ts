@@ -1,6 +1,8 @@
 // Starts the real Keyward process (the built dist/src/server.js) in a temp folder, against a mock
 // OpenAI on 127.0.0.1, the way a user runs it. Each test file gets its own folder, port and database.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -127,3 +129,15 @@ export const KEYS = [
   { key: ALICE_KEY, name: 'Alice', email: 'alice@example.com' },
   { key: BOB_KEY, name: 'Bob', email: 'bob@example.com' },
 ];
+
+/** Starts a test's own upstream server on 127.0.0.1 (a random port); close() also cuts open sockets. */
+export function listenLocal(server: Server): Promise<{ url: string; close(): Promise<void> }> {
+  return new Promise((ok) =>
+    server.listen(0, '127.0.0.1', () =>
+      ok({
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        close: () => new Promise((done) => (server.closeAllConnections(), server.close(() => done()))),
+      }),
+    ),
+  );
+}

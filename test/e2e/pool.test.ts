@@ -1,10 +1,9 @@
 // Several upstream keys: one rate-limited, one refused, one good. The client sees the good answer.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureText } from '../mock-openai/server.js';
-import { ALICE_KEY, KEYS, eventually, startKeyward, type KeywardProcess } from './harness.js';
+import { ALICE_KEY, KEYS, eventually, startKeyward, type KeywardProcess, listenLocal } from './harness.js';
 
 /** A minimal upstream that answers by the key it is given (the shared mock accepts or refuses only). */
 function keyedUpstream(): Promise<{ url: string; seen: string[]; close(): Promise<void> }> {
@@ -26,15 +25,7 @@ function keyedUpstream(): Promise<{ url: string; seen: string[]; close(): Promis
       json(401, fixtureText('error-401-invalid-api-key.json'));
     });
   });
-  return new Promise((ok) =>
-    server.listen(0, '127.0.0.1', () =>
-      ok({
-        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        seen,
-        close: () => new Promise((done) => (server.closeAllConnections(), server.close(() => done()))),
-      }),
-    ),
-  );
+  return listenLocal(server).then((l) => ({ ...l, seen }));
 }
 
 let up: Awaited<ReturnType<typeof keyedUpstream>>;

@@ -1,9 +1,8 @@
 // WebSocket upgrades (the Realtime API) through Keyward: authenticated, key swapped, piped both ways.
 import http from 'node:http';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALICE_KEY, eventually, startKeyward, type KeywardProcess } from './harness.js';
+import { ALICE_KEY, eventually, startKeyward, type KeywardProcess, listenLocal } from './harness.js';
 
 const RT_KEY = 'sk-kw-realtime-0123456789abcdefgh';
 
@@ -21,15 +20,7 @@ function upgradeUpstream(): Promise<{ url: string; seen: http.IncomingHttpHeader
     socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()));
     socket.on('end', () => socket.end());
   });
-  return new Promise((ok) =>
-    server.listen(0, '127.0.0.1', () =>
-      ok({
-        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        seen,
-        close: () => new Promise((done) => (server.closeAllConnections(), server.close(() => done()))),
-      }),
-    ),
-  );
+  return listenLocal(server).then((l) => ({ ...l, seen }));
 }
 
 /** Sends a raw upgrade request; resolves with the status line and a function to exchange bytes. */
