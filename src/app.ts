@@ -78,6 +78,7 @@ export function createApp(parts: AppParts): App {
     baseUrl: config.upstreamBaseUrl,
     keys: parts.keys,
     pool: parts.pool,
+    engine,
     log: parts.log,
     open: (req) => {
       const ctx = newContext(req);

@@ -13,6 +13,36 @@ import { mustReadJson, mustReadMultipart, readAndShape, readMultipartFields } fr
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** Endpoints whose POST names a model (in the JSON body, or a multipart field). */
+const TAKES_MODEL = new Set([
+  'chat.completions', 'completions', 'responses', 'embeddings', 'moderations', 'images.generations',
+  'images.edits', 'images.variations', 'audio.transcriptions', 'audio.translations', 'audio.speech',
+]);
+
+/**
+ * For a key with a model list, the model must be plain to see before anything is forwarded: a body
+ * Keyward cannot read (another content type or coding, broken JSON), no model, or two model fields
+ * would let the upstream pick a model the list does not allow. Fails closed, with a 400.
+ */
+function modelIsKnown(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): boolean {
+  if (!ctx.principal!.policy.models || ctx.method !== 'POST' || !TAKES_MODEL.has(ctx.endpoint)) return true;
+  const encoded = req.headers['content-encoding'] !== undefined && req.headers['content-encoding'] !== 'identity';
+  if (!encoded && ctx.requestModel !== undefined && !ctx.modelConflict) return true;
+  sendError(
+    res,
+    400,
+    encoded
+      ? 'This key has a model list: send the request body uncompressed so its model can be checked.'
+      : ctx.modelConflict
+        ? 'The request names more than one model.'
+        : 'This key has a model list: send a JSON (or multipart) body that names its "model".',
+    'invalid_request_error',
+    'model_required',
+    'model',
+  );
+  return false;
+}
+
 /** /v1/models however it is spelled (/v1/models/, /v1//models): the list, not one model. */
 const isModelList = (path: string) => path.split('/').filter(Boolean).join('/') === 'v1/models';
 
@@ -41,6 +71,7 @@ export function createGateway(parts: {
   };
 
   const afterBody = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => {
+    if (!modelIsKnown(ctx, req, res)) return;
     if (!authorizeModel(ctx, res)) return;
     if (!admit(engine, ctx, Number(req.headers['content-length'] ?? 0), res)) return;
     const models = ctx.principal!.policy.models;

@@ -1,5 +1,6 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { KeyRecord } from '../keys/types.js';
+import type { UpstreamKey } from '../upstream/pool.js';
 import type { Endpoint } from '../usage/endpoint.js';
 import type { UsageCounts } from '../usage/types.js';
 
@@ -16,6 +17,8 @@ export interface RequestContext {
   endpoint: Endpoint;
   principal?: KeyRecord;
   requestModel?: string;
+  /** The request names its model ambiguously (twice, or not as a string). */
+  modelConflict?: boolean;
   stream: boolean;
   /** Keyward added stream_options.include_usage: hide the extra usage chunk from this client. */
   withholdUsage: boolean;
@@ -28,6 +31,8 @@ export interface RequestContext {
   forwarded: boolean;
   /** Which upstream key served the request (its label or digest prefix, never the key). */
   upstreamKeyId?: string;
+  /** That key itself, where the answer must still be reported to the pool (WebSocket). */
+  upstreamKey?: UpstreamKey;
   /** How many times it was sent again on another upstream key. */
   retries?: number;
   /** What admit() reserved for rate limits and budgets, released by settle(). */

@@ -75,50 +75,57 @@ function rateHeaders(r: Refusal): Record<string, string> {
 
 const usd = (nano: number) => `$${(nano / 1e9).toFixed(2)}`;
 
+export type Admission =
+  | { ok: true }
+  | { ok: false; status: 429; message: string; type: string; code: string; headers: Record<string, string> };
+
 /**
  * Step 3, last before forwarding: rate limits and budgets, each reserving what the request will
  * probably use (settled by `settle` when it ends). Single-threaded and synchronous, so concurrent
- * requests see each other's reservations.
+ * requests see each other's reservations. Answers nothing itself (HTTP and WebSocket refuse alike).
  */
-export function admit(engine: PolicyEngine, ctx: RequestContext, declaredBytes: number, res: ServerResponse): boolean {
+export function checkAdmission(engine: PolicyEngine, ctx: RequestContext, declaredBytes: number): Admission {
   const { policy, id } = ctx.principal!;
   const { rpm, tpm, budget } = policy;
   const limited = rpm !== undefined || tpm !== undefined;
   const budgeted = budget.daily !== undefined || budget.monthly !== undefined || budget.total !== undefined;
-  if (!limited && !budgeted) return true;
+  if (!limited && !budgeted) return { ok: true };
   const estimate = estimateRequest(ctx, declaredBytes, engine.pricing);
   const refusal = limited ? engine.limiter.take(id, rpm, tpm, estimate.tokens) : undefined;
   if (refusal) {
     const unit = refusal.kind === 'requests' ? 'requests per min (RPM)' : 'tokens per min (TPM)';
     const wait = Number.isFinite(refusal.retryAfterMs) ? `Please try again in ${formatReset(refusal.retryAfterMs)}.` : 'This request is larger than the limit.';
-    sendError(
-      res,
-      429,
-      `Rate limit reached for ${unit} on this Keyward key: Limit ${refusal.limit}, Requested ${refusal.requested}. ${wait}`,
-      refusal.kind,
-      'rate_limit_exceeded',
-      null,
-      rateHeaders(refusal),
-    );
-    return false;
+    return {
+      ok: false,
+      status: 429,
+      message: `Rate limit reached for ${unit} on this Keyward key: Limit ${refusal.limit}, Requested ${refusal.requested}. ${wait}`,
+      type: refusal.kind,
+      code: 'rate_limit_exceeded',
+      headers: rateHeaders(refusal),
+    };
   }
   const over = budgeted ? engine.budgets.reserve(id, budget, estimate.costNano) : undefined;
   if (over) {
     // Give back the rate-limit share taken above: the request never ran.
     if (limited) engine.limiter.refund(id, rpm, tpm, estimate.tokens);
-    sendError(
-      res,
-      429,
-      `This Keyward key has used its ${over.window} budget (${usd(over.spent)} of ${usd(over.limit)}). Ask your Keyward operator to raise it${over.window === 'total' ? '' : ', or wait for the next ' + (over.window === 'daily' ? 'day' : 'month') + ' (UTC)'}.`,
-      'insufficient_quota',
-      'insufficient_quota',
-      null,
-      NO_RETRY,
-    );
-    return false;
+    const next = over.window === 'total' ? '' : `, or wait for the next ${over.window === 'daily' ? 'day' : 'month'} (UTC)`;
+    return {
+      ok: false,
+      status: 429,
+      message: `This Keyward key has used its ${over.window} budget (${usd(over.spent)} of ${usd(over.limit)}). Ask your Keyward operator to raise it${next}.`,
+      type: 'insufficient_quota',
+      code: 'insufficient_quota',
+      headers: NO_RETRY,
+    };
   }
   ctx.reservation = { tokens: limited ? estimate.tokens : 0, costNano: budgeted ? estimate.costNano : 0 };
-  return true;
+  return { ok: true };
+}
+
+export function admit(engine: PolicyEngine, ctx: RequestContext, declaredBytes: number, res: ServerResponse): boolean {
+  const a = checkAdmission(engine, ctx, declaredBytes);
+  if (!a.ok) sendError(res, a.status, a.message, a.type, a.code, null, a.headers);
+  return a.ok;
 }
 
 /** The request ended: replace its reservations by what it really used. */
@@ -126,7 +133,10 @@ export function settle(engine: PolicyEngine, ctx: RequestContext, row: UsageRow 
   const r = ctx.reservation;
   const principal = ctx.principal;
   if (!principal) return;
-  const cost = row?.cost_nano_usd ?? 0;
+  // A request that was answered but whose cost is unknown (cut short before its usage arrived, a
+  // coding or shape Keyward cannot read) is charged its estimate: OpenAI bills it all the same.
+  const answered = row !== undefined && row.status !== null && row.status < 400;
+  const cost = row?.cost_nano_usd ?? (answered && r ? r.costNano : 0);
   if (r) {
     const actual = row?.total_tokens ?? ((row?.input_tokens ?? 0) + (row?.output_tokens ?? 0) || r.tokens);
     engine.limiter.settle(principal.id, principal.policy.tpm, r.tokens, actual);

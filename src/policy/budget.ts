@@ -59,9 +59,9 @@ export class BudgetTracker {
   }
 
   /**
-   * Admits a request if no window is used up yet, counting what is already reserved, and reserves
-   * its estimate. A request may start while room remains even if its own estimate is larger than the
-   * room: so a budget can be passed by at most one request in flight (documented).
+   * Admits a request if every window has room for its estimate beside what is already reserved; when
+   * the room left is smaller than the estimate, only if nothing else of this key is in flight. So a
+   * budget is passed by at most one request, the last one, even when estimates fall short.
    */
   reserve(id: string, limits: BudgetLimits, estimateNano: number): BudgetRefusal | undefined {
     if (limits.daily === undefined && limits.monthly === undefined && limits.total === undefined) return undefined;
@@ -73,7 +73,11 @@ export class BudgetTracker {
       ['total', limits.total, s.total],
     ];
     for (const [window, limit, spent] of checks) {
-      if (limit !== undefined && spent + held >= limit) return { window, limit, spent };
+      if (limit === undefined) continue;
+      if (spent + held >= limit) return { window, limit, spent };
+      // Too little room left to cover this request: it may still run, but only alone, so that
+      // estimates that fall short can overshoot by one request and never by several.
+      if (held > 0 && spent + held + estimateNano > limit) return { window, limit, spent };
     }
     this.reserved.set(id, held + estimateNano);
     return undefined;

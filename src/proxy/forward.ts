@@ -4,9 +4,10 @@ import type { RequestContext } from '../http/context.js';
 import { sendError } from '../http/errors.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { tooLarge } from './bodyLimit.js';
-import { upstreamRequestHeaders } from './headers.js';
+import { readableAcceptEncoding, upstreamRequestHeaders } from './headers.js';
 import { sniffMultipart } from './multipartFields.js';
 import { readBody } from './readBody.js';
+import { decoded } from '../usage/compressedTap.js';
 import { errorCodeOf, relayReadAnswer, relayResponse } from './relay.js';
 import { upstreamPath } from './upstreamPath.js';
 
@@ -49,8 +50,15 @@ export function createForwarder(opts: ForwardOptions): Forward {
     ctx.upstreamKeyId = key.id;
     const extra: http.OutgoingHttpHeaders = { host, ...key.headers };
     if (ctx.body) extra['content-length'] = ctx.body.length;
-    // A reshaped answer (stream usage withheld, model list filtered) must come uncompressed.
-    if (ctx.withholdUsage || ctx.modelFilter) extra['accept-encoding'] = 'identity';
+    else if (hasBody(req) && req.headers['content-length'] === undefined) {
+      // Say how the body is framed, whatever the method: Node does not chunk a GET or DELETE body by
+      // itself, and unframed bytes on a shared keep-alive connection would be read as a new request.
+      extra['transfer-encoding'] = 'chunked';
+    }
+    // A reshaped answer (stream usage withheld, model list filtered) must come uncompressed; any
+    // other may be compressed only in a coding the tap can read.
+    const encoding = ctx.withholdUsage || ctx.modelFilter ? 'identity' : readableAcceptEncoding(req.headers['accept-encoding']);
+    if (encoding !== undefined) extra['accept-encoding'] = encoding;
 
     const upstream = transport.request({
       hostname,
@@ -74,7 +82,9 @@ export function createForwarder(opts: ForwardOptions): Forward {
       }
       // Small error body: read it to learn OpenAI's code (rate limit or out of quota) before deciding.
       readBody(upRes, 256 * 1024).then(
-        (body) => {
+        (raw) => {
+          const body = decoded(raw, upRes.headers['content-encoding']);
+          if (body !== raw) delete upRes.headers['content-encoding']; // relayed decoded, with its new length
           pool.report(key, { status, code: errorCodeOf(body) ?? null, retryAfterMs: UpstreamPool.retryAfterMs(upRes.headers) });
           const replayable = ctx.body !== undefined || !hasBody(req);
           if (replayable && tried.size < maxAttempts && !res.destroyed && pool.hasUsable(tried)) {
@@ -118,6 +128,7 @@ function tapRequestBody(ctx: RequestContext, req: http.IncomingMessage, res: htt
     ctx.bytesIn += chunk.length;
     if (ctx.bytesIn > maxBytes) {
       if (!res.headersSent) tooLarge(res, maxBytes);
+      ctx.status = 413;
       ctx.outcome = 'upstream_error';
       ctx.error = 'request body over the limit';
       ctx.proxyReq?.destroy();

@@ -14,13 +14,29 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/** Never removed because a Connection header names them: they frame or route the message. */
+const FRAMING = new Set(['close', 'keep-alive', 'content-length', 'transfer-encoding', 'host', 'content-type']);
+
 function connectionListed(headers: IncomingHttpHeaders): string[] {
   const value = headers.connection;
   if (typeof value !== 'string') return [];
   return value
     .split(',')
     .map((s) => s.trim().toLowerCase())
-    .filter((s) => s && s !== 'close' && s !== 'keep-alive');
+    .filter((s) => s && !FRAMING.has(s));
+}
+
+/** Codings Keyward can read on its side (see CompressedTap); others are not asked of the upstream. */
+const READABLE_CODINGS = new Set(['gzip', 'x-gzip', 'deflate', 'br', 'identity']);
+
+/** The client's Accept-Encoding, keeping only codings the tap can decode (else usage would be lost). */
+export function readableAcceptEncoding(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const kept = String(value)
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => READABLE_CODINGS.has(s.split(';')[0]!.trim().toLowerCase()));
+  return kept.length ? kept.join(', ') : 'identity';
 }
 
 /** Never forwarded: hop-by-hop headers, the client's credentials, and Expect (Node answers it). */

@@ -8,8 +8,8 @@ import { elapsedMs, type RequestContext } from '../http/context.js';
 import { errorBody } from '../http/errors.js';
 import { pathOf } from '../http/requestContext.js';
 import type { KeyRing } from '../keys/keyRing.js';
-import { familyOf } from '../policy/families.js';
-import type { UpstreamPool } from '../upstream/pool.js';
+import { checkAdmission, type PolicyEngine } from '../policy/authorize.js';
+import { UpstreamPool } from '../upstream/pool.js';
 import { upstreamPath } from './upstreamPath.js';
 
 /** Browsers cannot set headers on a WebSocket: OpenAI's clients send the key as a subprotocol. */
@@ -28,16 +28,18 @@ function refuse(socket: Duplex, status: number, reason: string, message: string,
 }
 
 /**
- * WebSocket upgrades under /v1/ (the Realtime API), proxied by http-proxy-middleware, which handles
- * the upgrade handshake and the two-way pipe. Authentication and policy are the same as for HTTP;
- * the client's key (header or subprotocol) is replaced by an upstream key from the pool. Each session
- * leaves one usage row when it closes. Its tokens are not read from the frames yet, which is one
- * reason `realtime` is not among the families a key gets by default.
+ * WebSocket upgrades of /v1/realtime (the Realtime API), proxied by http-proxy-middleware, which
+ * handles the upgrade handshake and the two-way pipe. Only for keys granted the `realtime` family;
+ * model list, rate limit and budget are checked as for HTTP; the client's key (header or
+ * subprotocol) is replaced by an upstream key from the pool. Each session leaves one usage row when
+ * it closes. Its tokens are not read from the frames yet, so a session counts its estimate against
+ * the budget; that is why `realtime` is not among the families a key gets by default.
  */
 export function createRealtimeUpgrade(parts: {
   baseUrl: URL;
   keys: KeyRing;
   pool: UpstreamPool;
+  engine: PolicyEngine;
   log: Logger;
   /** Opens the session's context; `finish` writes its usage row and log line. */
   open: (req: IncomingMessage) => RequestContext;
@@ -52,10 +54,23 @@ export function createRealtimeUpgrade(parts: {
     pathRewrite: (path) => upstreamPath(parts.baseUrl, path.slice(3)),
     plugins: [
       (server) => {
-        server.on('proxyReqWs', (proxyReq, req) => {
+        server.on('proxyReqWs', (proxyReq, req, socket) => {
           const ctx = sessions.get(req);
           if (!ctx) return;
-          proxyReq.on('response', (res) => (ctx.status = res.statusCode)); // refused upstream: no upgrade
+          ctx.proxyReq = proxyReq;
+          // Refused upstream (no upgrade): http-proxy would relay OpenAI's answer verbatim, and a 401
+          // echoes part of the upstream key. This listener runs first: answer for it and close.
+          proxyReq.on('response', (res) => {
+            const status = res.statusCode ?? 502;
+            ctx.status = status;
+            ctx.outcome = 'upstream_error';
+            ctx.error = `upstream refused the WebSocket (${status})`;
+            const key = ctx.upstreamKey;
+            if (key) parts.pool.report(key, { status, retryAfterMs: UpstreamPool.retryAfterMs(res.headers) });
+            res.resume();
+            refuse(socket as Duplex, 502, 'Bad Gateway', `The upstream API refused the WebSocket (${status}).`, 'upstream_error');
+            (socket as Duplex).destroy();
+          });
           proxyReq.on('upgrade', (res, upstreamSocket) => {
             ctx.status = 101;
             ctx.ttfbMs = elapsedMs(ctx);
@@ -74,16 +89,31 @@ export function createRealtimeUpgrade(parts: {
   });
 
   return (req, socket, head) => {
+    // Node takes its own error listener off an upgraded socket: without this one, a client that
+    // resets the connection would take the process down.
+    socket.on('error', () => socket.destroy());
+    if (String(req.headers.upgrade).toLowerCase() !== 'websocket') {
+      return refuse(socket, 400, 'Bad Request', 'Only WebSocket upgrades are supported (HTTP/2 is not).', 'upgrade_not_supported');
+    }
     const path = pathOf(req.url);
-    if (!path.startsWith('/v1/')) return refuse(socket, 404, 'Not Found', `Invalid URL (${path})`, 'not_found');
+    if (path !== '/v1/realtime') return refuse(socket, 404, 'Not Found', `No WebSocket endpoint at ${path}.`, 'not_found');
     const key = extractKey(req.headers) ?? keyFromProtocols(req.headers['sec-websocket-protocol']);
     if (!key) return refuse(socket, 401, 'Unauthorized', "You didn't provide an API key.", 'missing_api_key');
     const check = checkKey(parts.keys, key);
     if (!check.ok) return refuse(socket, 401, 'Unauthorized', check.message, check.code);
-    const family = familyOf('GET', path);
-    if (!check.record.policy.families.has(family)) {
-      return refuse(socket, 403, 'Forbidden', `This key may not use the "${family}" endpoints.`, 'endpoint_not_allowed');
+    if (!check.record.policy.families.has('realtime')) {
+      return refuse(socket, 403, 'Forbidden', 'This key may not use the "realtime" endpoints.', 'endpoint_not_allowed');
     }
+    const ctx = parts.open(req);
+    ctx.principal = check.record;
+    const model = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('model');
+    if (model) ctx.requestModel = model;
+    const refusal = admitSession(parts.engine, ctx);
+    if (refusal) {
+      parts.finish(ctx, true);
+      return refuse(socket, refusal.status, refusal.reason, refusal.message, refusal.code);
+    }
+
     const upstreamKey = (parts.pool.pick() ?? parts.pool.fallback())!;
     // http-proxy copies req.headers: rewrite them in place, keeping the upgrade headers it needs.
     for (const name of CLIENT_CREDENTIAL_HEADERS) delete req.headers[name];
@@ -95,18 +125,31 @@ export function createRealtimeUpgrade(parts: {
     else delete req.headers['sec-websocket-protocol'];
     Object.assign(req.headers, upstreamKey.headers);
 
-    const ctx = parts.open(req);
-    ctx.principal = check.record;
     ctx.forwarded = true;
     ctx.upstreamKeyId = upstreamKey.id;
+    ctx.upstreamKey = upstreamKey;
     sessions.set(req, ctx);
     ctx.cut = () => socket.destroy();
     socket.on('data', (chunk: Buffer) => (ctx.bytesIn += chunk.length));
     socket.once('close', (hadError: boolean) => {
+      ctx.proxyReq?.destroy(); // a client gone during the handshake takes the upstream attempt along
       ctx.status ??= 502;
-      if (ctx.status !== 101) ctx.outcome = 'upstream_error';
+      if (ctx.status !== 101) ctx.outcome ??= 'upstream_error';
       parts.finish(ctx, !hadError);
     });
     proxy.upgrade(req, socket as never, head);
   };
+}
+
+/** Model list, rate limit and budget for a session, as for an HTTP request. */
+function admitSession(
+  engine: PolicyEngine,
+  ctx: RequestContext,
+): { status: number; reason: string; message: string; code: string } | undefined {
+  const models = ctx.principal!.policy.models;
+  if (models && (!ctx.requestModel || !models.allows(ctx.requestModel))) {
+    return { status: 403, reason: 'Forbidden', message: `This key may not use the model "${ctx.requestModel ?? ''}".`, code: 'model_not_allowed' };
+  }
+  const a = checkAdmission(engine, ctx, 0);
+  return a.ok ? undefined : { status: 429, reason: 'Too Many Requests', message: a.message, code: a.code };
 }

@@ -13,7 +13,7 @@ function chooseTap(ctx: RequestContext, upstream: IncomingMessage): ResponseTap 
   const type = String(upstream.headers['content-type'] ?? '').toLowerCase();
   const tap = type.startsWith('text/event-stream')
     ? new SseTap(ctx.endpoint)
-    : type.includes('json')
+    : type.includes('json') && ctx.endpoint !== 'other' // files, batches …: no usage to read
       ? new JsonTap(ctx.endpoint, TAP_MAX_BYTES)
       : nullTap;
   const encoding = upstream.headers['content-encoding'];
@@ -142,7 +142,7 @@ function relayFilteredModels(
       ctx.error = 'unreadable model list';
       return sendError(res, 502, 'The upstream model list could not be read.', 'upstream_error', 'upstream_bad_response');
     }
-    list.data = list.data.filter((m) => typeof m.id === 'string' && allows(m.id));
+    list.data = list.data.filter((m) => m !== null && typeof m === 'object' && typeof m.id === 'string' && allows(m.id));
     const body = JSON.stringify(list);
     const headers = responseHeaders(upstream.headers);
     delete headers['content-encoding'];

@@ -30,6 +30,7 @@ type Json = Record<string, unknown>;
 /** Applies what Keyward needs from a parsed body; returns true when the body was changed. */
 export function shapeBody(ctx: RequestContext, body: Json): boolean {
   if (typeof body.model === 'string') ctx.requestModel = body.model;
+  else if (body.model !== undefined) ctx.modelConflict = true; // a model that is not a string cannot be checked
   if (ctx.endpoint === 'audio.speech') {
     ctx.stream = body.stream_format === 'sse';
     if (typeof body.input === 'string') ctx.inputCharacters = [...body.input].length;
@@ -75,8 +76,10 @@ export async function readMultipartFields(ctx: RequestContext, req: IncomingMess
   if (!raw) return false;
   await new Promise<void>((done) => {
     const sniffer = sniffMultipart(req.headers, (name, value) => {
-      if (name === 'model') ctx.requestModel = value;
-      else if (name === 'stream') ctx.stream = value === 'true';
+      if (name === 'model') {
+        if (ctx.requestModel !== undefined && ctx.requestModel !== value) ctx.modelConflict = true;
+        ctx.requestModel = value;
+      } else if (name === 'stream') ctx.stream = value === 'true';
     }, done);
     if (!sniffer) return done();
     sniffer.write(raw);

@@ -1,6 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 
 const USAGE_NULL = Buffer.from(',"usage":null');
+const MAX_PENDING = 1024 * 1024;
 const USAGE_NULL_FIRST = Buffer.from('"usage":null,');
 
 /** Removes every `needle` from `bytes`, copying only when there is something to remove. */
@@ -43,6 +44,11 @@ export class UsageChunkFilter extends Transform {
       out.push(without(without(event, USAGE_NULL), USAGE_NULL_FIRST));
     }
     this.pending = from < bytes.length ? bytes.subarray(from) : undefined;
+    if (this.pending && this.pending.length > MAX_PENDING) {
+      // No real event is this long (or the stream is not framed as expected): pass it on unedited.
+      out.push(this.pending);
+      this.pending = undefined;
+    }
     done(null, out.length === 0 ? undefined : out.length === 1 ? out[0] : Buffer.concat(out));
   }
 

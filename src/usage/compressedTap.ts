@@ -13,6 +13,17 @@ const DECODERS: Record<string, Inflate> = {
   br: (b) => brotliDecompressSync(b, { finishFlush: constants.BROTLI_OPERATION_FLUSH }),
 };
 
+/** A body in a content coding, decoded when Keyward can (else returned as it is). */
+export function decoded(body: Buffer, encoding: string | undefined): Buffer {
+  const inflate = encoding === undefined ? undefined : DECODERS[encoding.trim().toLowerCase()];
+  if (!inflate) return body;
+  try {
+    return inflate(body);
+  } catch {
+    return body;
+  }
+}
+
 /**
  * A response the client asked to be compressed: the client gets the compressed bytes untouched;
  * the tap keeps a copy and decompresses it once at the end (a truncated stream yields what it can).

@@ -29,9 +29,13 @@ const EXACT: Record<string, Endpoint> = {
   '/v1/models': 'models',
 };
 
-/** `path` is the URL path without its query string. A trailing slash is ignored. */
+/**
+ * `path` is the URL path without its query string. Empty segments are ignored (/v1//chat/completions/
+ * is chat completions), as they are for endpoint families: an upstream that merges slashes must not
+ * turn an unmetered path into a metered call.
+ */
 export function endpointOf(path: string): Endpoint {
-  const p = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+  const p = path.includes('//') || path.endsWith('/') ? '/' + path.split('/').filter(Boolean).join('/') : path;
   const hit = EXACT[p];
   if (hit) return hit;
   if (p.startsWith('/v1/models/')) return 'models';

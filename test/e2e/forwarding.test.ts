@@ -1,5 +1,6 @@
 // What reaches the upstream and what comes back: methods, paths, queries, headers, bodies, errors.
 import http from 'node:http';
+import net from 'node:net';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureText, speechAudio, startMockOpenAI, type MockOpenAI } from '../mock-openai/server.js';
@@ -48,6 +49,35 @@ describe('forwarding', () => {
     expect(h['openai-organization']).toBeUndefined();
     expect(h['x-custom']).toBe('kept');
     expect(JSON.stringify(h)).not.toContain(OPS_KEY);
+  });
+
+  it('a body on a GET is framed for the upstream (never smuggled onto the shared connection)', async () => {
+    const { hostname, port } = new URL(kw.url);
+    const smuggled = 'POST /v1/capture HTTP/1.1\r\ncontent-length: 120\r\n\r\n';
+    const answer = await new Promise<string>((ok, fail) => {
+      const socket = net.connect(Number(port), hostname, () => {
+        socket.write(
+          `GET /v1/models HTTP/1.1\r\nhost: x\r\napi-key: ${OPS_KEY}\r\nx-mock-echo: 1\r\ntransfer-encoding: chunked\r\n\r\n` +
+            `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`,
+        );
+      });
+      let text = '';
+      socket.on('data', (d) => {
+        text += d;
+        if (text.endsWith('\n}')) {
+          socket.destroy();
+          ok(text);
+        }
+      });
+      socket.on('error', fail);
+    });
+    const echo = JSON.parse(answer.slice(answer.indexOf('{')));
+    expect(echo.headers['transfer-encoding']).toBe('chunked');
+    expect(echo.bodyBytes).toBe(smuggled.length);
+    // The next request on the pooled upstream connection is answered normally.
+    const next = await raw('GET', '/v1/models', { 'api-key': ALICE_KEY });
+    expect(next.status).toBe(200);
+    expect(mock.requests.some((r) => r.path === '/v1/capture')).toBe(false);
   });
 
   it('passes OpenAI\'s headers through and names the request', async () => {

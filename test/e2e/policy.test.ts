@@ -255,6 +255,16 @@ describe('one process, a key per policy', () => {
       expect(all.length).toBeGreaterThan(ids.length);
     });
 
+    it('a model list fails closed: a body whose model cannot be read, or no model, gets 400 model_required', async () => {
+      const tag = newTag();
+      const h = { 'x-test-tag': tag };
+      // JSON sent as text/plain (an upstream might parse it anyway), a compressed body, no model at all.
+      expectRefusal(await call(kw, MODELS_KEY, 'POST', '/v1/chat/completions', chatBody('o1-pro'), { ...h, 'content-type': 'text/plain' }), 400, 'model_required');
+      expectRefusal(await call(kw, MODELS_KEY, 'POST', '/v1/chat/completions', chatBody('gpt-4o-mini'), { ...h, 'content-encoding': 'gzip' }), 400, 'model_required');
+      expectRefusal(await call(kw, MODELS_KEY, 'POST', '/v1/moderations', { input: 'x' }, h), 400, 'model_required');
+      expect(forwardedWith(tag)).toBe(0);
+    });
+
     it('GET /v1/models/{id} for a model not on the list: 403, not forwarded; an allowed one: 200', async () => {
       const tag = newTag();
       const h = { 'x-test-tag': tag };

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALICE_KEY, eventually, startKeyward, type KeywardProcess, listenLocal } from './harness.js';
 
 const RT_KEY = 'sk-kw-realtime-0123456789abcdefgh';
+const RT_MINI = 'sk-kw-realtime-mini-0123456789abc';
 
 /** An upstream that accepts WebSocket upgrades with the right key and echoes bytes back upper-cased. */
 function upgradeUpstream(): Promise<{ url: string; seen: http.IncomingHttpHeaders[]; close(): Promise<void> }> {
@@ -24,12 +25,12 @@ function upgradeUpstream(): Promise<{ url: string; seen: http.IncomingHttpHeader
 }
 
 /** Sends a raw upgrade request; resolves with the status line and a function to exchange bytes. */
-function upgrade(url: string, headers: Record<string, string>): Promise<{ status: string; socket: net.Socket }> {
+function upgrade(url: string, headers: Record<string, string>, path = '/v1/realtime?model=gpt-realtime'): Promise<{ status: string; socket: net.Socket; text: () => string }> {
   const { hostname, port } = new URL(url);
   return new Promise((ok, fail) => {
     const socket = net.connect(Number(port), hostname, () => {
       const lines = Object.entries({ host: `${hostname}:${port}`, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers }).map(([k, v]) => `${k}: ${v}`);
-      socket.write(`GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
+      socket.write(`GET ${path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
     });
     let buf = '';
     const onData = (d: Buffer) => {
@@ -37,7 +38,7 @@ function upgrade(url: string, headers: Record<string, string>): Promise<{ status
       const end = buf.indexOf('\r\n\r\n');
       if (end === -1) return;
       socket.off('data', onData);
-      ok({ status: buf.slice(0, buf.indexOf('\r\n')), socket });
+      ok({ status: buf.slice(0, buf.indexOf('\r\n')), socket, text: () => buf });
     };
     socket.on('data', onData);
     socket.on('error', fail);
@@ -54,6 +55,7 @@ beforeAll(async () => {
     keys: [
       { key: ALICE_KEY, name: 'Alice', email: 'alice@example.com' },
       { key: RT_KEY, name: 'Rita', email: 'rita@example.com', endpoints: ['inference', 'realtime'] },
+      { key: RT_MINI, name: 'Mia', email: 'mia@example.com', endpoints: ['realtime'], models: ['gpt-realtime-mini*'] },
     ],
   });
 });
@@ -89,5 +91,44 @@ describe('Realtime WebSocket', () => {
     expect((await upgrade(kw.url, { authorization: 'Bearer sk-kw-wrong-00000000000000000' })).status).toBe('HTTP/1.1 401 Unauthorized');
     expect((await upgrade(kw.url, { authorization: `Bearer ${ALICE_KEY}` })).status).toBe('HTTP/1.1 403 Forbidden');
     expect(up.seen.length).toBe(before);
+  });
+
+  it('only /v1/realtime, only WebSocket, the model list applies, and a reset before the answer does not crash', async () => {
+    const before = up.seen.length;
+    expect((await upgrade(kw.url, { authorization: `Bearer ${RT_KEY}` }, '/v1/responses')).status).toBe('HTTP/1.1 404 Not Found');
+    expect((await upgrade(kw.url, { authorization: `Bearer ${RT_KEY}`, upgrade: 'h2c' })).status).toBe('HTTP/1.1 400 Bad Request');
+    expect((await upgrade(kw.url, { authorization: `Bearer ${RT_MINI}` })).status).toBe('HTTP/1.1 403 Forbidden');
+    expect(up.seen.length).toBe(before);
+    // A client that resets right after sending its upgrade request.
+    const { hostname, port } = new URL(kw.url);
+    await new Promise<void>((ok) => {
+      const s = net.connect(Number(port), hostname, () => {
+        s.write('GET /v1/realtime HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n');
+        s.resetAndDestroy();
+        ok();
+      });
+      s.on('error', () => {});
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(kw.proc.exitCode).toBeNull();
+    expect((await fetch(kw.url + '/health')).status).toBe(200);
+  });
+
+  it("an upstream that refuses the handshake: the client gets a 502 without OpenAI's message", async () => {
+    const local = await startKeyward({
+      upstream: up.url,
+      keys: [{ key: RT_KEY, name: 'Rita', email: 'rita@example.com', endpoints: ['realtime'] }],
+      env: { OPENAI_API_KEY: 'sk-upstream-wrong-1234' },
+    });
+    try {
+      const r = await upgrade(local.url, { authorization: `Bearer ${RT_KEY}` });
+      expect(r.status).toBe('HTTP/1.1 502 Bad Gateway');
+      await new Promise((ok) => r.socket.once('close', ok));
+      expect(r.text()).not.toContain('1234');
+      const row = await eventually(() => local.rows()[0]);
+      expect(row).toMatchObject({ outcome: 'upstream_error', status: 401 });
+    } finally {
+      await local.stop();
+    }
   });
 });

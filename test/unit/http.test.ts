@@ -59,6 +59,8 @@ describe('endpointOf', () => {
     expect(endpointOf('/v1/audio/transcriptions')).toBe('audio.transcriptions');
     expect(endpointOf('/v1/models/gpt-4o')).toBe('models');
     expect(endpointOf('/v1/files/file-1')).toBe('other');
+    expect(endpointOf('/v1//chat/completions')).toBe('chat.completions'); // as an upstream merging slashes sees it
+    expect(endpointOf('/v1/chat//completions/')).toBe('chat.completions');
   });
 });
 

@@ -4,6 +4,9 @@ import type { RequestContext } from '../../src/http/context.js';
 import { SqliteUsageStore } from '../../src/storage/sqlite/sqliteUsageStore.js';
 import { DEFAULT_POLICY } from '../../src/policy/policy.js';
 import { Meter } from '../../src/usage/meter.js';
+import { settle } from '../../src/policy/authorize.js';
+import { BudgetTracker } from '../../src/policy/budget.js';
+import { RateLimiter } from '../../src/policy/rateLimiter.js';
 import { Pricing } from '../../src/usage/pricing.js';
 
 function ctx(over: Partial<RequestContext> = {}): RequestContext {
@@ -61,5 +64,16 @@ describe('Meter', () => {
     meter.record(ctx({ endpoint: 'audio.speech', requestModel: 'tts-1', inputCharacters: 100 }), true);
     store.flush();
     expect(store.rows()[0]).toMatchObject({ input_characters: 100, cost_nano_usd: 1500000 });
+  });
+
+  it('settle: an answered request with unknown cost is charged its estimate; a refused one nothing', () => {
+    const engine = { limiter: new RateLimiter(), budgets: new BudgetTracker([]), pricing: Pricing.bundled() };
+    const base = ctx({ reservation: { tokens: 10, costNano: 5000 } });
+    settle(engine, base, { status: 200, cost_nano_usd: null, total_tokens: null } as never);
+    expect(engine.budgets.spendOf('abc').total).toBe(5000);
+    settle(engine, ctx({ reservation: { tokens: 10, costNano: 5000 } }), { status: 429, cost_nano_usd: null } as never);
+    expect(engine.budgets.spendOf('abc').total).toBe(5000);
+    settle(engine, ctx({ reservation: { tokens: 10, costNano: 5000 } }), { status: 200, cost_nano_usd: 42 } as never);
+    expect(engine.budgets.spendOf('abc').total).toBe(5042);
   });
 });

@@ -405,25 +405,27 @@ describe('BudgetTracker', () => {
     expect(b.spendOf('k')).toEqual({ day: 5, month: 5, total: 5 });
   });
 
-  it('admits while spent + reserved is under the limit; settle swaps the reservation for the cost', () => {
+  it('admits while the estimate fits beside what is reserved; settle swaps the reservation for the cost', () => {
     const b = new BudgetTracker([]);
     const limits = { total: 1000 };
     expect(b.reserve('k', limits, 600)).toBeUndefined();
-    expect(b.reserve('k', limits, 600)).toBeUndefined(); // 600 < 1000: the documented overshoot
+    // 600 + 600 > 1000 while another request is in flight: refused (it could only run alone).
     expect(b.reserve('k', limits, 600)).toMatchObject({ window: 'total', limit: 1000, spent: 0 });
     b.settle('k', 600, 100);
-    b.settle('k', 600, 100);
-    expect(b.spendOf('k')).toEqual({ day: 200, month: 200, total: 200 });
+    expect(b.spendOf('k')).toEqual({ day: 100, month: 100, total: 100 });
     expect(b.reserve('k', limits, 600)).toBeUndefined();
-    b.settle('k', 600, 800); // now spent 1000
+    expect(b.reserve('k', limits, 300)).toBeUndefined(); // 100 + 600 + 300 = 1000: still fits
+    expect(b.reserve('k', limits, 1)).toMatchObject({ window: 'total' });
+    b.settle('k', 600, 500);
+    b.settle('k', 300, 400); // now spent 1000
     expect(b.reserve('k', limits, 1)).toMatchObject({ window: 'total', spent: 1000 });
   });
 
-  it('N+1 bound: with room for N estimates, exactly N+1 of many concurrent requests get in when the room is not a multiple', () => {
+  it('over-budget bound: concurrent requests never reserve past the limit, except one running alone', () => {
     for (const [limit, est, expected] of [
-      [1000, 100, 10], // exactly N = 10: no overshoot
-      [1050, 100, 11], // N = 10, plus one in flight
-      [99, 100, 1], // room for less than one: one still starts
+      [1000, 100, 10], // exactly N = 10
+      [1050, 100, 10], // N = 10; the 11th does not fit beside the others in flight
+      [99, 100, 1], // room for less than one: one may run, alone
       [0, 100, 0], // a zero budget admits nothing
     ] as const) {
       const b = new BudgetTracker([]);
