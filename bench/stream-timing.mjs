@@ -1,0 +1,93 @@
+// Does a proxy hold back stream chunks? Runs N chat streams through it, the mock waiting delay_ms
+// between chunks (x-mock-chunk-delay-ms) and stamping each chunk with its send time (": sent=<ms>",
+// performance.timeOrigin + performance.now() in the mock). For every event this client takes the
+// arrival time of the read that completed it, on the same clock, and records arrival − sent.
+// A child process of run.mjs; prints one JSON line.
+//
+//   node bench/stream-timing.mjs '{"url":...,"headers":{...},"streams":10,"concurrency":5,"delay_ms":50,"body":"..."}'
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+
+const opts = JSON.parse(process.argv[2]);
+const target = new URL(opts.url);
+const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
+const body = Buffer.from(opts.body);
+const delays = [];
+const byIndex = []; // worst delay of the i-th event over all streams (0: the first, sent with the headers)
+const problems = [];
+let events = 0;
+let unstamped = 0;
+
+function oneStream() {
+  return new Promise((resolve) => {
+    const req = http.request({
+      hostname: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent,
+      headers: { 'content-type': 'application/json', 'content-length': body.length, 'x-mock-chunk-delay-ms': String(opts.delay_ms), ...opts.headers },
+    }, (res) => {
+      if (res.statusCode !== 200) problems.push(`status ${res.statusCode}`);
+      res.setEncoding('utf8');
+      let pending = '';
+      let sawDone = false;
+      let index = 0;
+      res.on('data', (text) => {
+        const now = performance.timeOrigin + performance.now();
+        pending += text;
+        let end;
+        while ((end = pending.indexOf('\n\n')) >= 0) {
+          const event = pending.slice(0, end);
+          pending = pending.slice(end + 2);
+          events++;
+          if (event.includes('data: [DONE]')) sawDone = true;
+          const m = /^: sent=([\d.]+)$/m.exec(event);
+          if (m) {
+            const delay = now - Number(m[1]);
+            delays.push(delay);
+            byIndex[index] = Math.max(byIndex[index] ?? 0, delay);
+          } else {
+            unstamped++;
+          }
+          index++;
+        }
+      });
+      res.on('end', () => {
+        if (!sawDone) problems.push('stream ended without [DONE]');
+        resolve();
+      });
+      res.on('error', (err) => {
+        problems.push(String(err));
+        resolve();
+      });
+    });
+    req.on('error', (err) => {
+      problems.push(String(err));
+      resolve();
+    });
+    req.end(body);
+  });
+}
+
+let started = 0;
+async function worker() {
+  while (started < opts.streams) {
+    started++;
+    await oneStream();
+  }
+}
+const t0 = performance.now();
+await Promise.all(Array.from({ length: Math.min(opts.concurrency, opts.streams) }, worker));
+agent.destroy();
+const sorted = delays.sort((a, b) => a - b);
+const pct = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null);
+process.stdout.write(`${JSON.stringify({
+  streams: opts.streams,
+  delay_ms: opts.delay_ms,
+  seconds: (performance.now() - t0) / 1000,
+  self_cpu_s: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+  events,
+  stamped: sorted.length,
+  unstamped,
+  problems: [...new Set(problems)],
+  max_by_event_ms: byIndex.map((d) => Math.round(d * 1000) / 1000),
+  delays_ms: sorted.map((d) => Math.round(d * 1000) / 1000),
+  chunk_delay_ms: { p50: pct(50), p99: pct(99), max: sorted.at(-1) ?? null, mean: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : null },
+})}\n`);
