@@ -103,6 +103,7 @@ export function createGateway(parts: {
 
   return (req, res) => {
     const ctx = openContext(req, res, hooks);
+    if (config.logBodies) ctx.keepResponseJson = true;
     // CORS concerns browsers only, and browsers always send Origin: SDKs and servers skip it.
     if (req.headers.origin !== undefined || req.method === 'OPTIONS') parts.cors(req, res, () => guarded(ctx, req, res));
     else guarded(ctx, req, res);

@@ -14,7 +14,7 @@ function chooseTap(ctx: RequestContext, upstream: IncomingMessage): ResponseTap 
   const tap = type.startsWith('text/event-stream')
     ? new SseTap(ctx.endpoint)
     : type.includes('json') && ctx.endpoint !== 'other' // files, batches …: no usage to read
-      ? new JsonTap(ctx.endpoint, TAP_MAX_BYTES)
+      ? new JsonTap(ctx.endpoint, TAP_MAX_BYTES, ctx.keepResponseJson === true)
       : nullTap;
   const encoding = upstream.headers['content-encoding'];
   if (tap === nullTap || !encoding || encoding === 'identity') return tap;

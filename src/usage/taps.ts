@@ -1,4 +1,5 @@
 import { CappedBuffer } from './cappedBuffer.js';
+import { modelAndUsage } from './jsonFields.js';
 import type { Endpoint } from './endpoint.js';
 import { usageFromJson, usageFromSseEvent } from './extract.js';
 import { SseParser } from './sseParser.js';
@@ -84,13 +85,17 @@ export class SseTap implements ResponseTap {
   }
 }
 
-/** JSON: keeps the bytes (up to a cap) and parses once at the end. */
+/**
+ * JSON: keeps the bytes (up to a cap) and reads `model` and `usage` from them at the end; the whole
+ * body is parsed only when it is wanted (logBodies) or the quick read fails.
+ */
 export class JsonTap implements ResponseTap {
   private readonly copy: CappedBuffer;
 
   constructor(
     private readonly endpoint: Endpoint,
     maxBytes: number,
+    private readonly keepJson = false,
   ) {
     this.copy = new CappedBuffer(maxBytes);
   }
@@ -102,13 +107,17 @@ export class JsonTap implements ResponseTap {
   end(): Extracted & { json?: unknown } {
     const bytes = this.copy.take();
     if (!bytes) return {};
+    const fields = this.keepJson ? undefined : modelAndUsage(bytes);
+    if (fields) return usageFromJson(this.endpoint, fields);
     let json: unknown;
     try {
       json = JSON.parse(bytes.toString('utf8'));
     } catch {
       return {};
     }
-    return { ...usageFromJson(this.endpoint, json), json };
+    const found: Extracted & { json?: unknown } = usageFromJson(this.endpoint, json);
+    found.json = json;
+    return found;
   }
 }
 

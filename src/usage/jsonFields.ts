@@ -1,0 +1,75 @@
+/**
+ * The `model` and `usage` of an OpenAI JSON answer, read from its bytes without parsing the whole
+ * body: a chat answer is small, but an embeddings list or a base64 image can be megabytes, and only
+ * two fields are needed. Inside JSON strings a quote is always escaped, so the raw bytes `"usage"`
+ * and `"model"` can only be keys. `usage` is the last such key (OpenAI puts the top-level one after
+ * the content); `model` the first. Returns undefined when the shape is not as expected (the caller
+ * then parses the whole body).
+ */
+export function modelAndUsage(bytes: Buffer): { model?: string; usage?: unknown } | undefined {
+  const out: { model?: string; usage?: unknown } = {};
+  const u = bytes.lastIndexOf('"usage"');
+  if (u !== -1) {
+    const start = valueStart(bytes, u + 7);
+    if (start === -1) return undefined;
+    if (bytes[start] === 0x7b /* { */) {
+      const end = objectEnd(bytes, start);
+      if (end === -1) return undefined;
+      try {
+        out.usage = JSON.parse(bytes.toString('utf8', start, end));
+      } catch {
+        return undefined;
+      }
+    } else if (bytes[start] !== 0x6e /* null */) return undefined;
+  }
+  const m = bytes.indexOf('"model"');
+  if (m !== -1) {
+    const start = valueStart(bytes, m + 7);
+    if (start === -1 || bytes[start] !== 0x22 /* " */) return undefined;
+    const end = stringEnd(bytes, start);
+    if (end === -1) return undefined;
+    try {
+      out.model = JSON.parse(bytes.toString('utf8', start, end)) as string;
+    } catch {
+      return undefined;
+    }
+  }
+  return out;
+}
+
+const isSpace = (c: number | undefined) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/** After a key: skip spaces, the colon and spaces; the index of the value's first byte, or -1. */
+function valueStart(b: Buffer, i: number): number {
+  while (isSpace(b[i])) i++;
+  if (b[i] !== 0x3a /* : */) return -1;
+  i++;
+  while (isSpace(b[i])) i++;
+  return i < b.length ? i : -1;
+}
+
+/** Index just past the string that starts at `i` (a quote), or -1. */
+function stringEnd(b: Buffer, i: number): number {
+  for (let j = i + 1; j < b.length; j++) {
+    if (b[j] === 0x5c /* \ */) j++;
+    else if (b[j] === 0x22) return j + 1;
+  }
+  return -1;
+}
+
+/** Index just past the object that starts at `i` (a brace), or -1. */
+function objectEnd(b: Buffer, i: number): number {
+  let depth = 0;
+  for (let j = i; j < b.length; j++) {
+    const c = b[j];
+    if (c === 0x22) {
+      j = stringEnd(b, j) - 1;
+      if (j < 0) return -1;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) {
+      depth--;
+      if (depth === 0) return j + 1;
+    }
+  }
+  return -1;
+}
