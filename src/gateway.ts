@@ -7,6 +7,7 @@ import { sendError } from './http/errors.js';
 import { openContext, type ContextHooks } from './http/requestContext.js';
 import type { KeyRing } from './keys/keyRing.js';
 import { admit, authorizeEndpoint, authorizeModel, type PolicyEngine } from './policy/authorize.js';
+import type { Policy } from './policy/policy.js';
 import { withinDeclaredLimit } from './proxy/bodyLimit.js';
 import type { Forward } from './proxy/forward.js';
 import { mustReadJson, mustReadMultipart, readAndShape, readMultipartFields } from './proxy/shapeRequest.js';
@@ -41,6 +42,12 @@ function modelIsKnown(ctx: RequestContext, req: IncomingMessage, res: ServerResp
     'model',
   );
   return false;
+}
+
+/** Whether admission needs the parsed body (model and size for estimates, model for the list). */
+function hasLimits(p: Policy): boolean {
+  return p.models !== undefined || p.rpm !== undefined || p.tpm !== undefined ||
+    p.budget.daily !== undefined || p.budget.monthly !== undefined || p.budget.total !== undefined;
 }
 
 /** /v1/models however it is spelled (/v1/models/, /v1//models): the list, not one model. */
@@ -85,7 +92,7 @@ export function createGateway(parts: {
     if (!withinDeclaredLimit(req, res, max)) return;
     const restricted = ctx.principal!.policy.models !== undefined;
     const read = mustReadJson(ctx, req, restricted)
-      ? readAndShape(ctx, req, res, max)
+      ? readAndShape(ctx, req, res, max, config.logBodies || hasLimits(ctx.principal!.policy))
       : mustReadMultipart(req, restricted)
         ? readMultipartFields(ctx, req, res, max)
         : undefined;

@@ -97,9 +97,13 @@ export async function readAndShape(
   req: IncomingMessage,
   res: ServerResponse,
   maxBytes: number,
+  needParsed: boolean,
 ): Promise<boolean> {
   const raw = await readWhole(ctx, req, res, maxBytes);
   if (!raw) return false;
+  // Nothing to learn from a body that does not stream, when its answer names the model and no
+  // policy or log needs the body: skip the parse (it is on every chat request).
+  if (!needParsed && ANSWER_NAMES_MODEL.has(ctx.endpoint) && raw.indexOf('"stream"') === -1) return true;
   let body: unknown;
   try {
     body = JSON.parse(raw.toString('utf8'));
@@ -108,6 +112,22 @@ export async function readAndShape(
   }
   if (!body || typeof body !== 'object' || Array.isArray(body)) return true;
   ctx.bodyJson = body;
-  if (shapeBody(ctx, body as Json)) ctx.body = Buffer.from(JSON.stringify(body), 'utf8');
+  if (shapeBody(ctx, body as Json)) ctx.body = withIncludeUsage(raw, body as Json);
   return true;
+}
+
+/** Endpoints whose answers (JSON or stream) carry the model, so the request's need not be read. */
+const ANSWER_NAMES_MODEL: ReadonlySet<Endpoint> = new Set<Endpoint>(['chat.completions', 'completions', 'responses']);
+
+/**
+ * The body with stream_options.include_usage set. Where the client sent no stream_options at all,
+ * the field is inserted into the original text, so every other byte (numbers too large for a
+ * double, key order, spacing) reaches OpenAI as the client wrote it.
+ */
+function withIncludeUsage(raw: Buffer, parsed: Json): Buffer {
+  const open = raw.indexOf('{');
+  if (!raw.includes('"stream_options"') && open !== -1) {
+    return Buffer.concat([raw.subarray(0, open + 1), Buffer.from('"stream_options":{"include_usage":true},'), raw.subarray(open + 1)]);
+  }
+  return Buffer.from(JSON.stringify(parsed), 'utf8');
 }

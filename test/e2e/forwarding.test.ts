@@ -102,6 +102,13 @@ describe('forwarding', () => {
     expect(res.text).toBe(fixtureText('chat-completions-stream-include-usage.sse'));
   });
 
+  it('usage is asked for without rewriting the rest of the body (a seed beyond 2^53 stays exact)', async () => {
+    const body = '{"model":"gpt-4o-mini","messages":[],"stream":true,"seed":12345678901234567890}';
+    await raw('POST', '/v1/chat/completions', { 'api-key': ALICE_KEY, 'content-type': 'application/json' }, body);
+    const sent = mock.lastRequest()!.body.toString('utf8');
+    expect(sent).toBe('{"stream_options":{"include_usage":true},' + body.slice(1));
+  });
+
   it('client that did not ask gets byte-exactly the no-usage stream', async () => {
     const res = await raw(
       'POST',
