@@ -92,7 +92,8 @@ async function main() {
   const keysFile = path.join(workDir, 'keys.json');
   const usageDb = path.join(workDir, 'usage.sqlite');
   writeFileSync(keysFile, `${JSON.stringify([{ key: CLIENT_KEY, name: 'bench', email: 'bench@example.com' }], null, 2)}\n`);
-  const kwEntry = procs.startService('keyward', process.execPath, [SERVER], {
+  // The same V8 flag as npm start: a 4 MB young generation (default 16) keeps ~35 MB less resident.
+  const kwEntry = procs.startService('keyward', process.execPath, ['--max-semi-space-size=4', SERVER], {
     cpu: CPU_PROXY,
     cwd: workDir, // no stray config.json: CONFIG_FILE is not set and workDir has none
     env: {
