@@ -3,15 +3,11 @@
  * default; anything that reads or changes the account (files, batches, fine-tuning, the admin API …)
  * must be granted by name.
  */
+/** What a key may use when its policy names no endpoints. */
+export const INFERENCE_FAMILIES = ['chat', 'responses', 'completions', 'embeddings', 'images', 'audio', 'moderations', 'models'] as const;
+
 export const FAMILIES = [
-  'chat',
-  'responses',
-  'completions',
-  'embeddings',
-  'images',
-  'audio',
-  'moderations',
-  'models',
+  ...INFERENCE_FAMILIES,
   'realtime',
   'stored_completions',
   'conversations',
@@ -29,17 +25,6 @@ export const FAMILIES = [
 ] as const;
 
 export type Family = (typeof FAMILIES)[number];
-
-export const INFERENCE_FAMILIES: readonly Family[] = [
-  'chat',
-  'responses',
-  'completions',
-  'embeddings',
-  'images',
-  'audio',
-  'moderations',
-  'models',
-];
 
 /** First path segment after /v1/ → family; the exceptions below are decided by method and depth. */
 const BY_SEGMENT: Record<string, Family> = {
