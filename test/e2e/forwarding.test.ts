@@ -198,6 +198,30 @@ describe('forwarding', () => {
     expect(row).toMatchObject({ endpoint: 'audio.speech', input_characters: 11, cost_nano_usd: 165000 });
   });
 
+  it('streamed speech and transcription report their usage from the final event', async () => {
+    const speech = await raw(
+      'POST',
+      '/v1/audio/speech',
+      { 'api-key': ALICE_KEY, 'content-type': 'application/json' },
+      JSON.stringify({ model: 'gpt-4o-mini-tts', voice: 'alloy', input: 'Hello', stream_format: 'sse' }),
+    );
+    expect(speech.text).toBe(fixtureText('speech-stream.sse'));
+    const srow = await rowOf(speech.headers.get('x-request-id'));
+    expect(srow).toMatchObject({ endpoint: 'audio.speech', stream: 1, model: 'gpt-4o-mini-tts', outcome: 'ok' });
+    expect(srow.output_tokens).toBeGreaterThan(0);
+    expect(srow.cost_nano_usd).toBeGreaterThan(0);
+
+    const form = new FormData();
+    form.set('model', 'gpt-4o-transcribe');
+    form.set('stream', 'true');
+    form.set('file', new Blob([Buffer.alloc(1000, 1)]), 'a.mp3');
+    const t = await fetch(kw.baseURL + '/audio/transcriptions', { method: 'POST', headers: { 'api-key': ALICE_KEY }, body: form });
+    expect(await t.text()).toBe(fixtureText('transcription-stream.sse'));
+    const trow = await rowOf(t.headers.get('x-request-id'));
+    expect(trow).toMatchObject({ endpoint: 'audio.transcriptions', stream: 1, model: 'gpt-4o-transcribe' });
+    expect(trow.input_audio_tokens).toBeGreaterThan(0);
+  });
+
   it('models list passes through', async () => {
     const list = await client.models.list();
     expect(list.data.length).toBeGreaterThan(0);
