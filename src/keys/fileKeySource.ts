@@ -28,7 +28,11 @@ export class FileKeySource implements KeySource {
     this.path = resolve(path);
   }
 
-  /** Loads once; a missing file is an empty set (create the first key with `npm run create`). */
+  /**
+   * Loads once; a missing file is an empty set (create the first key with `npm run create`). A file
+   * that is there but invalid throws KeyFileError: at start-up there is no last good set to keep,
+   * and refusing to start names the problem more plainly than answering 401 to everyone.
+   */
   load(): void {
     this.reload(true);
   }
@@ -85,6 +89,7 @@ export class FileKeySource implements KeySource {
       this.byDigest = new Map(records.map((r) => [r.digest, r]));
       this.log.info({ file: this.path, keys: records.length }, initial ? 'keys loaded' : 'keys reloaded');
     } catch (err) {
+      if (initial) throw err;
       const message = err instanceof KeyFileError ? err.message : String(err);
       this.log.error({ problem: message, keptKeys: this.byDigest.size }, 'keys file rejected; keeping the last good keys');
     }

@@ -89,4 +89,15 @@ describe('keys.json hot reload', () => {
       expect(everything).not.toContain(secret);
     }
   });
+
+  it('an invalid keys.json at start-up stops the server with one line naming the entry and field', async () => {
+    const bad = JSON.stringify([{ key: CAROL, name: 'Carol', email: 'nope' }], null, 2);
+    const err = await startKeyward({ upstream: mock.url, keys: bad }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toContain('exited with 1');
+    expect(err?.message).toMatch(/keyward: cannot start: keys\.json: line 2, entry 1 \("Carol"\), field "email"/);
+    expect(err?.message).not.toContain(CAROL);
+  });
 });
