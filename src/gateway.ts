@@ -10,6 +10,7 @@ import { admit, authorizeEndpoint, authorizeModel, type PolicyEngine } from './p
 import type { Policy } from './policy/policy.js';
 import { withinDeclaredLimit } from './proxy/bodyLimit.js';
 import type { Forward } from './proxy/forward.js';
+import { topLevelKeyCount } from './usage/jsonFields.js';
 import { mustReadJson, mustReadMultipart, readAndShape, readMultipartFields } from './proxy/shapeRequest.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -26,14 +27,19 @@ const TAKES_MODEL = new Set([
  * would let the upstream pick a model the list does not allow. Fails closed, with a 400.
  */
 function modelIsKnown(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): boolean {
-  if (!ctx.principal!.policy.models || ctx.method !== 'POST' || !TAKES_MODEL.has(ctx.endpoint)) return true;
+  const policy = ctx.principal!.policy;
+  if (!hasLimits(policy) || ctx.method !== 'POST' || !TAKES_MODEL.has(ctx.endpoint)) return true;
+  // A compressed body cannot be read for the model or the estimate: refused for any key with limits.
   const encoded = req.headers['content-encoding'] !== undefined && req.headers['content-encoding'] !== 'identity';
+  if (!policy.models && !encoded) return true;
+  // JSON.parse keeps the last of two "model" keys; another parser may keep the first.
+  if (ctx.bodyJson !== undefined && ctx.body && topLevelKeyCount(ctx.body, 'model') > 1) ctx.modelConflict = true;
   if (!encoded && ctx.requestModel !== undefined && !ctx.modelConflict) return true;
   sendError(
     res,
     400,
     encoded
-      ? 'This key has a model list: send the request body uncompressed so its model can be checked.'
+      ? 'This key has limits: send the request body uncompressed so its model and size can be checked.'
       : ctx.modelConflict
         ? 'The request names more than one model.'
         : 'This key has a model list: send a JSON (or multipart) body that names its "model".',

@@ -7,6 +7,8 @@ export const DEFAULT_OUTPUT_RESERVE = 4096;
 const MEDIA_TOKENS = 1500;
 /** Reserved for a request whose cost cannot be estimated from tokens (audio by the second, …). */
 export const FALLBACK_RESERVE_NANO = 10_000_000; // 0.01 USD
+/** Reserved for, and charged to, each Realtime session (its tokens are not read yet). */
+export const REALTIME_SESSION_RESERVE_NANO = 100_000_000; // 0.10 USD
 
 const BASE64ISH = /^(data:[^,]*;base64,|[A-Za-z0-9+/=_-]{200,}$)/;
 
@@ -56,6 +58,9 @@ export function estimateRequest(ctx: RequestContext, declaredBytes: number, pric
     input = Math.ceil(declaredBytes / 3);
     output = endpointHasOutput && ctx.method === 'POST' ? DEFAULT_OUTPUT_RESERVE : 0;
   }
+  // A Realtime session (a WebSocket GET) is not metered by token yet: it holds a flat reservation,
+  // charged when it ends, so that budgets bound the number of sessions.
+  if (ctx.path === '/v1/realtime') return { tokens: 0, costNano: REALTIME_SESSION_RESERVE_NANO };
   if (ctx.method !== 'POST') return { tokens: 0, costNano: 0 };
   const model = ctx.requestModel;
   const cost = model ? pricing.costNanoUsd(model, { input_tokens: input, output_tokens: output }) : null;

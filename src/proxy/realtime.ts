@@ -106,10 +106,12 @@ export function createRealtimeUpgrade(parts: {
     }
     const ctx = parts.open(req);
     ctx.principal = check.record;
-    const model = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('model');
-    if (model) ctx.requestModel = model;
+    const models = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').getAll('model');
+    if (models[0]) ctx.requestModel = models[0];
+    if (models.length > 1) ctx.modelConflict = true;
     const refusal = admitSession(parts.engine, ctx);
     if (refusal) {
+      ctx.status = refusal.status;
       parts.finish(ctx, true);
       return refuse(socket, refusal.status, refusal.reason, refusal.message, refusal.code);
     }
@@ -147,7 +149,7 @@ function admitSession(
   ctx: RequestContext,
 ): { status: number; reason: string; message: string; code: string } | undefined {
   const models = ctx.principal!.policy.models;
-  if (models && (!ctx.requestModel || !models.allows(ctx.requestModel))) {
+  if (models && (!ctx.requestModel || ctx.modelConflict || !models.allows(ctx.requestModel))) {
     return { status: 403, reason: 'Forbidden', message: `This key may not use the model "${ctx.requestModel ?? ''}".`, code: 'model_not_allowed' };
   }
   const a = checkAdmission(engine, ctx, 0);

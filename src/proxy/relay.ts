@@ -11,6 +11,7 @@ const TAP_MAX_BYTES = 64 * 1024 * 1024;
 
 function chooseTap(ctx: RequestContext, upstream: IncomingMessage): ResponseTap {
   const type = String(upstream.headers['content-type'] ?? '').toLowerCase();
+  if (ctx.method !== 'POST') return nullTap; // lists and retrievals (stored completions …) bill nothing
   const tap = type.startsWith('text/event-stream')
     ? new SseTap(ctx.endpoint)
     : type.includes('json') && ctx.endpoint !== 'other' // files, batches …: no usage to read
@@ -128,7 +129,7 @@ function relayFilteredModels(
   res: ServerResponse,
   allows: (model: string) => boolean,
 ): void {
-  const tap = new JsonTap(ctx.endpoint, TAP_MAX_BYTES);
+  const tap = new JsonTap(ctx.endpoint, TAP_MAX_BYTES, true);
   upstream.on('data', (chunk: Buffer) => {
     ctx.bytesOut += chunk.length;
     tap.push(chunk);

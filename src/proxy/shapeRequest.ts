@@ -103,7 +103,10 @@ export async function readAndShape(
   if (!raw) return false;
   // Nothing to learn from a body that does not stream, when its answer names the model and no
   // policy or log needs the body: skip the parse (it is on every chat request).
-  if (!needParsed && ANSWER_NAMES_MODEL.has(ctx.endpoint) && raw.indexOf('"stream"') === -1) return true;
+  // (A key written with a \u escape could spell "stream" in other bytes: such a body is parsed.)
+  if (!needParsed && ANSWER_NAMES_MODEL.has(ctx.endpoint) && raw.indexOf('"stream"') === -1 && raw.indexOf('\\u') === -1) {
+    return true;
+  }
   let body: unknown;
   try {
     body = JSON.parse(raw.toString('utf8'));
@@ -112,7 +115,8 @@ export async function readAndShape(
   }
   if (!body || typeof body !== 'object' || Array.isArray(body)) return true;
   ctx.bodyJson = body;
-  if (shapeBody(ctx, body as Json)) ctx.body = withIncludeUsage(raw, body as Json);
+  const hadStreamOptions = 'stream_options' in body;
+  if (shapeBody(ctx, body as Json)) ctx.body = withIncludeUsage(raw, body as Json, hadStreamOptions);
   return true;
 }
 
@@ -124,9 +128,9 @@ const ANSWER_NAMES_MODEL: ReadonlySet<Endpoint> = new Set<Endpoint>(['chat.compl
  * the field is inserted into the original text, so every other byte (numbers too large for a
  * double, key order, spacing) reaches OpenAI as the client wrote it.
  */
-function withIncludeUsage(raw: Buffer, parsed: Json): Buffer {
+function withIncludeUsage(raw: Buffer, parsed: Json, hadStreamOptions: boolean): Buffer {
   const open = raw.indexOf('{');
-  if (!raw.includes('"stream_options"') && open !== -1) {
+  if (!hadStreamOptions && open !== -1) {
     return Buffer.concat([raw.subarray(0, open + 1), Buffer.from('"stream_options":{"include_usage":true},'), raw.subarray(open + 1)]);
   }
   return Buffer.from(JSON.stringify(parsed), 'utf8');

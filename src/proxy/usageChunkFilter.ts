@@ -19,6 +19,14 @@ function without(bytes: Buffer, needle: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
+/** Index just past the next blank line (LF or CRLF) at or after `from`, or -1. */
+function eventEnd(bytes: Buffer, from: number): number {
+  const lf = bytes.indexOf('\n\n', from);
+  const crlf = bytes.indexOf('\r\n\r\n', from);
+  if (lf === -1) return crlf === -1 ? -1 : crlf + 4;
+  return crlf === -1 || lf + 2 <= crlf + 4 ? lf + 2 : crlf + 4;
+}
+
 function isUsageOnlyChunk(event: Buffer): boolean {
   return event.indexOf('"choices":[]') !== -1 && event.indexOf('"usage":{') !== -1;
 }
@@ -37,9 +45,9 @@ export class UsageChunkFilter extends Transform {
     const bytes = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     const out: Buffer[] = [];
     let from = 0;
-    for (let end = bytes.indexOf('\n\n'); end !== -1; end = bytes.indexOf('\n\n', from)) {
-      const event = bytes.subarray(from, end + 2);
-      from = end + 2;
+    for (let next = eventEnd(bytes, 0); next !== -1; next = eventEnd(bytes, from)) {
+      const event = bytes.subarray(from, next);
+      from = next;
       if (isUsageOnlyChunk(event)) continue;
       out.push(without(without(event, USAGE_NULL), USAGE_NULL_FIRST));
     }

@@ -27,6 +27,8 @@ export interface UsageRow extends UsageCounts {
   /** The pool key that served it: its label or `key_` + digest prefix, never the key. */
   upstream_key: string | null;
   retries: number;
+  /** The budget reservation it held (charged when the cost stays unknown). */
+  reserved_nano_usd: number | null;
 }
 
 export interface UsageFilter {

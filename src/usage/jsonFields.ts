@@ -73,3 +73,37 @@ function objectEnd(b: Buffer, i: number): number {
   }
   return -1;
 }
+
+/**
+ * How many times `name` is a key of the outermost object. JSON.parse keeps the last of duplicate
+ * keys while another parser may keep the first, so a policy check needs to know there are two.
+ */
+export function topLevelKeyCount(b: Buffer, name: string): number {
+  const key = Buffer.from(JSON.stringify(name));
+  let depth = 0;
+  let count = 0;
+  for (let j = 0; j < b.length; j++) {
+    const c = b[j];
+    if (c === 0x22) {
+      const end = stringEnd(b, j);
+      if (end === -1) return count;
+      if (depth === 1) {
+        const raw = b.subarray(j, end);
+        const isKey = valueStart(b, end) !== -1;
+        // A key with escapes is compared decoded (so "mod\u0065l" counts as "model").
+        if (isKey && (raw.equals(key) || (raw.includes(0x5c) && safeParse(raw) === name))) count++;
+      }
+      j = end - 1;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return count;
+}
+
+function safeParse(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}

@@ -25,7 +25,7 @@ export class Meter {
       u.input_characters ??
       (ctx.endpoint === 'audio.speech' && u.input_tokens == null ? ctx.inputCharacters : undefined) ??
       null;
-    const model = ctx.responseModel ?? ctx.requestModel ?? null;
+    const model = ctx.responseModel ?? ctx.requestModel ?? requestedModel(ctx) ?? null;
     // Spelled out field by field: V8 builds an object literal that mixes a spread with this many
     // properties on a slow path (~40 µs here, measured), and this runs for every request.
     const row: UsageRow = {
@@ -63,6 +63,7 @@ export class Meter {
       bytes_out: ctx.bytesOut,
       upstream_key: ctx.upstreamKeyId ?? null,
       retries: ctx.retries ?? 0,
+      reserved_nano_usd: ctx.reservation?.costNano || null,
     };
     if (model !== null) {
       row.cost_nano_usd = this.pricing.costNanoUsd(model, row);
@@ -87,4 +88,15 @@ export function outcomeOf(ctx: RequestContext, clientGotWholeResponse: boolean):
   if (ctx.outcome) return ctx.outcome;
   if (!clientGotWholeResponse) return 'client_aborted';
   return (ctx.status ?? 502) >= 400 ? 'upstream_error' : 'ok';
+}
+
+/** The model a body names when it was read but not parsed (a rare row: error or early abort). */
+function requestedModel(ctx: RequestContext): string | undefined {
+  if (!ctx.body || ctx.bodyJson !== undefined) return undefined;
+  try {
+    const m = (JSON.parse(ctx.body.toString('utf8')) as { model?: unknown }).model;
+    return typeof m === 'string' ? m : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -303,6 +303,7 @@ function usageRow(s: Seed): UsageRow {
     bytes_out: 900,
     upstream_key: null,
     retries: 0,
+    reserved_nano_usd: null,
   };
 }
 

@@ -109,6 +109,23 @@ describe('forwarding', () => {
     expect(sent).toBe('{"stream_options":{"include_usage":true},' + body.slice(1));
   });
 
+  it('a stream flag spelled with a \\u escape is still seen, and its usage metered', async () => {
+    const body = '{"model":"gpt-4o-mini","messages":[],"str\\u0065am":true,"stream\\u005foptions":{"include_usage":false}}';
+    const r = await raw('POST', '/v1/chat/completions', { 'api-key': ALICE_KEY, 'content-type': 'application/json' }, body);
+    expect(r.text).toBe(fixtureText('chat-completions-stream-no-usage.sse'));
+    const sent = JSON.parse(mock.lastRequest()!.body.toString('utf8'));
+    expect(sent.stream_options).toEqual({ include_usage: true });
+    const row = await rowOf(r.headers.get('x-request-id'));
+    expect(row).toMatchObject({ stream: 1, input_tokens: 19, output_tokens: 9 });
+  });
+
+  it('listing stored chat completions is forwarded (for a key allowed it) and bills nothing', async () => {
+    const r = await raw('GET', '/v1/chat/completions?limit=2', { 'api-key': OPS_KEY, 'x-mock-echo': '1' });
+    expect(r.status).toBe(200);
+    const row = await rowOf(r.headers.get('x-request-id'));
+    expect(row).toMatchObject({ method: 'GET', input_tokens: null, cost_nano_usd: null });
+  });
+
   it('client that did not ask gets byte-exactly the no-usage stream', async () => {
     const res = await raw(
       'POST',

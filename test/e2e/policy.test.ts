@@ -262,6 +262,14 @@ describe('one process, a key per policy', () => {
       expectRefusal(await call(kw, MODELS_KEY, 'POST', '/v1/chat/completions', chatBody('o1-pro'), { ...h, 'content-type': 'text/plain' }), 400, 'model_required');
       expectRefusal(await call(kw, MODELS_KEY, 'POST', '/v1/chat/completions', chatBody('gpt-4o-mini'), { ...h, 'content-encoding': 'gzip' }), 400, 'model_required');
       expectRefusal(await call(kw, MODELS_KEY, 'POST', '/v1/moderations', { input: 'x' }, h), 400, 'model_required');
+      // Two "model" keys: JSON.parse would check the last, another parser might use the first.
+      const twice = await fetch(kw.url + '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${MODELS_KEY}`, 'content-type': 'application/json', ...h },
+        body: '{"model":"o1-pro","model":"gpt-4o-mini","messages":[]}',
+      });
+      expect(twice.status).toBe(400);
+      expect(((await twice.json()) as any).error.code).toBe('model_required');
       expect(forwardedWith(tag)).toBe(0);
     });
 

@@ -131,4 +131,26 @@ describe('Realtime WebSocket', () => {
       await local.stop();
     }
   });
+
+  it('a budgeted key: each session is charged its reservation, and the budget bounds the sessions', async () => {
+    const local = await startKeyward({
+      upstream: up.url,
+      keys: [{ key: RT_KEY, name: 'Rita', email: 'rita@example.com', endpoints: ['realtime'], budget: { daily_usd: 0.15 } }],
+    });
+    try {
+      const first = await upgrade(local.url, { authorization: `Bearer ${RT_KEY}` });
+      expect(first.status).toBe('HTTP/1.1 101 Switching Protocols');
+      first.socket.end();
+      await eventually(() => local.rows().length === 1);
+      const second = await upgrade(local.url, { authorization: `Bearer ${RT_KEY}` });
+      expect(second.status).toBe('HTTP/1.1 101 Switching Protocols'); // 0.10 spent of 0.15: room left
+      second.socket.end();
+      await eventually(() => local.rows().length === 2);
+      const third = await upgrade(local.url, { authorization: `Bearer ${RT_KEY}` });
+      expect(third.status).toBe('HTTP/1.1 429 Too Many Requests'); // 0.20 spent
+      expect(local.rows().map((r) => r.reserved_nano_usd)).toEqual([100_000_000, 100_000_000]);
+    } finally {
+      await local.stop();
+    }
+  });
 });

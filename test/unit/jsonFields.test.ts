@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { usageFromJson } from '../../src/usage/extract.js';
-import { modelAndUsage } from '../../src/usage/jsonFields.js';
+import { modelAndUsage, topLevelKeyCount } from '../../src/usage/jsonFields.js';
 import type { Endpoint } from '../../src/usage/endpoint.js';
 import { FIXTURES, fixtureText } from './openaiFixtures.js';
 
@@ -36,5 +36,11 @@ describe('modelAndUsage (reads two fields without parsing the body)', () => {
     expect(modelAndUsage(Buffer.from('{"usage":null,"model":"m"}'))).toEqual({ model: 'm' });
     expect(modelAndUsage(Buffer.from('{"usage":{"a":1'))).toBeUndefined();
     expect(modelAndUsage(Buffer.from('{"model":42}'))).toBeUndefined();
+  });
+
+  it('topLevelKeyCount: duplicate and escaped keys at the top level only', () => {
+    expect(topLevelKeyCount(Buffer.from('{"model":"a","x":{"model":"b"},"m":["model"]}'), 'model')).toBe(1);
+    expect(topLevelKeyCount(Buffer.from('{"model":"o1-pro", "model" : "gpt-4o-mini"}'), 'model')).toBe(2);
+    expect(topLevelKeyCount(Buffer.from('{"mod\\u0065l":"o1-pro","model":"gpt-4o-mini"}'), 'model')).toBe(2);
   });
 });

@@ -67,6 +67,11 @@ describe('UsageChunkFilter', () => {
     },
   );
 
+  it('handles CRLF-framed streams (OpenAI-compatible upstreams) the same way', async () => {
+    const crlf = Buffer.from(withUsage.toString('utf8').replace(/\n/g, '\r\n'));
+    expect(await filtered(pieces(crlf, 7, 40))).toBe(noUsage.replace(/\n/g, '\r\n'));
+  });
+
   it('passes each complete event on at once (no waiting for more data)', async () => {
     const filter = new UsageChunkFilter();
     const out: string[] = [];

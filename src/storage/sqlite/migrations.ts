@@ -42,4 +42,7 @@ export const MIGRATIONS: string[] = [
   // was sent again on another key.
   `ALTER TABLE usage ADD COLUMN upstream_key TEXT;
   ALTER TABLE usage ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;`,
+  // What the request reserved against its key's budget: charged instead of the cost when an
+  // answered request's cost stays unknown, so budgets rebuilt from this table after a restart agree.
+  `ALTER TABLE usage ADD COLUMN reserved_nano_usd INTEGER;`,
 ];

@@ -10,7 +10,11 @@ const COLUMNS = [
   'reasoning_tokens', 'total_tokens', 'input_audio_tokens', 'output_audio_tokens', 'input_image_tokens',
   'output_image_tokens', 'audio_seconds', 'input_characters', 'cost_nano_usd', 'latency_ms', 'ttfb_ms',
   'upstream_request_id', 'outcome', 'error', 'bytes_in', 'bytes_out', 'upstream_key', 'retries',
+  'reserved_nano_usd',
 ] as const;
+
+/** What a row counts against its key's budget: its cost, or for an answered request of unknown cost its reservation (as settle() charges it). */
+const CHARGED = 'COALESCE(cost_nano_usd, CASE WHEN status < 400 THEN reserved_nano_usd END)';
 
 const SUMS = `COUNT(*) AS requests,
   COALESCE(SUM(input_tokens), 0) AS input_tokens,
@@ -128,9 +132,9 @@ export class SqliteUsageStore implements UsageStore {
     const rows = this.db
       .prepare(
         `SELECT key_id,
-           COALESCE(SUM(CASE WHEN ts_ms >= @day THEN cost_nano_usd END), 0) AS day,
-           COALESCE(SUM(CASE WHEN ts_ms >= @month THEN cost_nano_usd END), 0) AS month,
-           COALESCE(SUM(cost_nano_usd), 0) AS total
+           COALESCE(SUM(CASE WHEN ts_ms >= @day THEN ${CHARGED} END), 0) AS day,
+           COALESCE(SUM(CASE WHEN ts_ms >= @month THEN ${CHARGED} END), 0) AS month,
+           COALESCE(SUM(${CHARGED}), 0) AS total
          FROM usage GROUP BY key_id`,
       )
       .all({ day: dayStartMs, month: monthStartMs }) as { key_id: string; day: number; month: number; total: number }[];
