@@ -277,29 +277,6 @@ export class UpstreamPool {
     return best;
   }
 
-  /** True when no key can be picked right now. */
-  allUnusable(): boolean {
-    const now = this.#now();
-    // Not via pick(): asking must not move the round-robin cursor.
-    return !this.#keys.some((k) => k.state === 'healthy' || (k.state === 'cooling' && this.#cooledDown(k, now)));
-  }
-
-  /**
-   * Milliseconds until some key is usable again: 0 if one is usable now, the soonest cooling key's
-   * wait otherwise, undefined when every key is exhausted or invalid (no time is known).
-   */
-  soonestRetryMs(): number | undefined {
-    const now = this.#now();
-    let best: number | undefined;
-    for (const k of this.#keys) {
-      if (k.state === 'healthy') return 0;
-      if (k.state !== 'cooling') continue;
-      const wait = Math.max(0, k.coolUntil - now);
-      if (best === undefined || wait < best) best = wait;
-    }
-    return best;
-  }
-
   /** JSON-safe rows for a status page. */
   status(): UpstreamKeyStatus[] {
     const now = this.#now();

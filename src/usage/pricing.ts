@@ -89,10 +89,6 @@ export class Pricing {
     return found;
   }
 
-  knows(model: string | null | undefined): boolean {
-    return typeof model === 'string' && this.resolve(model) !== undefined;
-  }
-
   /**
    * Cost in integer nano-dollars, or null when the model is unknown, no count is present, or a
    * non-zero count has no price (not even its fallback): an unknown cost is better than a wrong 0.

@@ -109,7 +109,6 @@ describe('UpstreamPool: reports', () => {
     expect(b.lastErrorAt).toBe(clock.t);
     expect(b.failures).toBe(1);
     expect(ids(pool, 4)).toEqual(['a', 'c', 'a', 'c']);
-    expect(pool.soonestRetryMs()).toBe(0); // others are usable
 
     clock.t += 4_999;
     expect(ids(pool, 2)).toEqual(['a', 'c']);
@@ -139,17 +138,16 @@ describe('UpstreamPool: reports', () => {
     expect(a.state).toBe('healthy');
   });
 
-  it('answers soonestRetryMs and allUnusable when every key is cooling', () => {
+  it('hasUsable is false while every key is cooling, true again when one cools down', () => {
     const { pool, clock } = setup();
     pool.report(keyOf(pool, 'a'), { status: 429, retryAfterMs: 30_000 });
     pool.report(keyOf(pool, 'b'), { status: 429, retryAfterMs: 7_000 });
-    expect(pool.allUnusable()).toBe(false);
+    expect(!pool.hasUsable()).toBe(false);
     pool.report(keyOf(pool, 'c'), { status: 429, retryAfterMs: 12_000 });
-    expect(pool.allUnusable()).toBe(true);
+    expect(!pool.hasUsable()).toBe(true);
     expect(pool.pick()).toBeUndefined();
-    expect(pool.soonestRetryMs()).toBe(7_000);
     clock.t += 7_000;
-    expect(pool.allUnusable()).toBe(false);
+    expect(!pool.hasUsable()).toBe(false);
     expect(pool.pick()?.id).toBe('b');
   });
 
@@ -172,7 +170,6 @@ describe('UpstreamPool: reports', () => {
     expect(c.state).toBe('invalid');
     expect(c.lastError).toBe('401 invalid_api_key');
     expect(ids(pool, 3)).toEqual(['a', 'b', 'a']);
-    expect(pool.soonestRetryMs()).toBe(0);
   });
 
   it('records a 5xx but keeps the key in rotation', () => {
@@ -188,8 +185,7 @@ describe('UpstreamPool: reports', () => {
     const [x, y] = pool.keys();
     pool.report(x!, { status: 429, code: 'insufficient_quota' });
     pool.report(y!, { status: 401 });
-    expect(pool.allUnusable()).toBe(true);
-    expect(pool.soonestRetryMs()).toBeUndefined();
+    expect(!pool.hasUsable()).toBe(true);
   });
 
   it('retries on another key only for 429 and 401', () => {

@@ -96,9 +96,8 @@ describe('resolve', () => {
   it('returns undefined for unknown models', () => {
     expect(pricing.resolve('no-such-model')).toBeUndefined();
     expect(pricing.resolve('')).toBeUndefined();
-    expect(pricing.knows('no-such-model-2024-07-18')).toBe(false);
-    expect(pricing.knows(null)).toBe(false);
-    expect(pricing.knows('gpt-4.1-mini-2025-04-14')).toBe(true);
+    expect(pricing.resolve('no-such-model-2024-07-18')).toBeUndefined();
+    expect(pricing.resolve('gpt-4.1-mini-2025-04-14')).toBeDefined();
   });
 
   it('memoizes lookups', () => {
