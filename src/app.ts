@@ -51,16 +51,17 @@ const EXPOSED_HEADERS = [
   'retry-after',
 ];
 
-/**
- * The whole server's request handler: /v1/ goes through the gateway (src/gateway.ts); everything
- * else (health, and the pages to come) is an Express app. This file only wires the parts.
- */
 export interface App {
   handle: (req: IncomingMessage, res: ServerResponse) => void;
   /** WebSocket upgrades (the Realtime API). */
   upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
+/**
+ * The whole server's request handlers: /v1/ goes through the gateway (src/gateway.ts), WebSocket
+ * upgrades through src/proxy/realtime.ts, everything else (health, the status page) is an Express
+ * app. This file only wires the parts.
+ */
 export function createApp(parts: AppParts): App {
   const { config, meter, engine, accessLog, inFlight } = parts;
   /** Every request and session ends here: one usage row (if forwarded), one access-log line. */

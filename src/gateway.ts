@@ -22,8 +22,9 @@ const TAKES_MODEL = new Set([
 ]);
 
 /**
- * For a key with a model list, the model must be plain to see before anything is forwarded: a body
- * Keyward cannot read (another content type or coding, broken JSON), no model, or two model fields
+ * For a key with limits, the body must be readable before anything is forwarded (a compressed one
+ * cannot be checked or estimated); for a key with a model list, the model must also be plain to see:
+ * a body Keyward cannot read (another content type, broken JSON), no model, or two model fields
  * would let the upstream pick a model the list does not allow. Fails closed, with a 400.
  */
 function modelIsKnown(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): boolean {

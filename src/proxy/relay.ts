@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { elapsedMs, type RequestContext } from '../http/context.js';
 import { sendError } from '../http/errors.js';
 import { CompressedTap } from '../usage/compressedTap.js';
@@ -10,8 +10,8 @@ import { UsageChunkFilter } from './usageChunkFilter.js';
 const TAP_MAX_BYTES = 64 * 1024 * 1024;
 
 function chooseTap(ctx: RequestContext, upstream: IncomingMessage): ResponseTap {
-  const type = String(upstream.headers['content-type'] ?? '').toLowerCase();
   if (ctx.method !== 'POST') return nullTap; // lists and retrievals (stored completions …) bill nothing
+  const type = String(upstream.headers['content-type'] ?? '').toLowerCase();
   const tap = type.startsWith('text/event-stream')
     ? new SseTap(ctx.endpoint)
     : type.includes('json') && ctx.endpoint !== 'other' // files, batches …: no usage to read
@@ -22,6 +22,23 @@ function chooseTap(ctx: RequestContext, upstream: IncomingMessage): ResponseTap 
   return CompressedTap.wrap(tap, encoding, TAP_MAX_BYTES) ?? nullTap;
 }
 
+/** Notes what every upstream answer tells the meter: status, time to first byte, OpenAI's id. */
+function noteAnswer(ctx: RequestContext, upstream: IncomingMessage): number {
+  const status = (ctx.status = upstream.statusCode ?? 502);
+  ctx.ttfbMs ??= elapsedMs(ctx);
+  const upstreamId = upstream.headers['x-request-id'];
+  if (typeof upstreamId === 'string') ctx.upstreamRequestId = upstreamId;
+  return status;
+}
+
+/** The upstream's headers as the client gets them, with Keyward's request id (and OpenAI's, or ours). */
+function answerHeaders(ctx: RequestContext, upstream: IncomingMessage): OutgoingHttpHeaders {
+  const headers = responseHeaders(upstream.headers);
+  headers['x-request-id'] ??= ctx.id;
+  headers['x-keyward-request-id'] = ctx.id;
+  return headers;
+}
+
 /**
  * Sends the upstream answer to the client as it arrives, byte for byte, while a tap reads a copy for
  * usage. Only a stream whose usage Keyward asked for on the client's behalf is reshaped (the extra
@@ -29,16 +46,13 @@ function chooseTap(ctx: RequestContext, upstream: IncomingMessage): ResponseTap 
  */
 export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, res: ServerResponse): void {
   ctx.proxyRes = upstream;
-  ctx.status = upstream.statusCode ?? 502;
-  ctx.ttfbMs = elapsedMs(ctx);
-  const upstreamId = upstream.headers['x-request-id'];
-  if (typeof upstreamId === 'string') ctx.upstreamRequestId = upstreamId;
+  const status = noteAnswer(ctx, upstream);
   if (res.destroyed) {
     upstream.destroy();
     return;
   }
 
-  if (ctx.modelFilter && ctx.status === 200) return relayFilteredModels(ctx, upstream, res, ctx.modelFilter);
+  if (ctx.modelFilter && status === 200) return relayFilteredModels(ctx, upstream, res, ctx.modelFilter);
 
   const tap = chooseTap(ctx, upstream);
   let tapDone = false;
@@ -67,12 +81,10 @@ export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, re
     res.destroy();
   });
 
-  const headers = responseHeaders(upstream.headers);
-  headers['x-request-id'] ??= ctx.id;
-  headers['x-keyward-request-id'] = ctx.id;
-  const reshape = ctx.withholdUsage && ctx.status === 200 && tap instanceof SseTap;
+  const headers = answerHeaders(ctx, upstream);
+  const reshape = ctx.withholdUsage && status === 200 && tap instanceof SseTap;
   if (reshape) delete headers['content-length'];
-  res.writeHead(ctx.status, headers);
+  res.writeHead(status, headers);
   if (reshape) upstream.pipe(new UsageChunkFilter()).pipe(res);
   else upstream.pipe(res);
 }
@@ -83,14 +95,11 @@ export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, re
  * message echoes part of that key: the client gets a 502 that says so, with nothing of the key in it.
  */
 export function relayReadAnswer(ctx: RequestContext, upstream: IncomingMessage, body: Buffer, res: ServerResponse): void {
-  ctx.status = upstream.statusCode ?? 502;
-  ctx.ttfbMs ??= elapsedMs(ctx);
-  const upstreamId = upstream.headers['x-request-id'];
-  if (typeof upstreamId === 'string') ctx.upstreamRequestId = upstreamId;
+  const status = noteAnswer(ctx, upstream);
   ctx.bytesOut += body.length;
   ctx.outcome = 'upstream_error';
   if (res.destroyed) return;
-  if (ctx.status === 401) {
+  if (status === 401) {
     const code = errorCodeOf(body) ?? 'unknown';
     ctx.status = 502;
     ctx.error = `upstream refused the gateway's key (401 ${code})`;
@@ -104,11 +113,9 @@ export function relayReadAnswer(ctx: RequestContext, upstream: IncomingMessage, 
       { 'x-keyward-request-id': ctx.id, 'x-request-id': ctx.upstreamRequestId ?? ctx.id },
     );
   }
-  const headers = responseHeaders(upstream.headers);
+  const headers = answerHeaders(ctx, upstream);
   headers['content-length'] = body.length;
-  headers['x-request-id'] ??= ctx.id;
-  headers['x-keyward-request-id'] = ctx.id;
-  res.writeHead(ctx.status, headers);
+  res.writeHead(status, headers);
   res.end(body);
 }
 
@@ -145,11 +152,9 @@ function relayFilteredModels(
     }
     list.data = list.data.filter((m) => m !== null && typeof m === 'object' && typeof m.id === 'string' && allows(m.id));
     const body = JSON.stringify(list);
-    const headers = responseHeaders(upstream.headers);
+    const headers = answerHeaders(ctx, upstream);
     delete headers['content-encoding'];
     headers['content-length'] = Buffer.byteLength(body);
-    headers['x-request-id'] ??= ctx.id;
-    headers['x-keyward-request-id'] = ctx.id;
     res.writeHead(200, headers);
     res.end(body);
   });
