@@ -47,7 +47,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   };
   const pool = new UpstreamPool(config.upstreamKeys, { log });
   pool.startRevival(probeUpstreamKey(config.upstreamBaseUrl));
-  const forward = createForwarder({
+  const { forward, close: closeUpstream } = createForwarder({
     baseUrl: config.upstreamBaseUrl,
     pool,
     timeoutMs: config.upstreamTimeoutMs,
@@ -95,6 +95,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await closed;
       clearInterval(idleCheck);
       pool.stop();
+      await closeUpstream();
       store.close();
       accessLog.close();
       await keys.close();

@@ -1,4 +1,4 @@
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, ServerResponse } from 'node:http';
 import type { KeyRecord } from '../keys/types.js';
 import type { UpstreamKey } from '../upstream/pool.js';
 import type { Endpoint } from '../usage/endpoint.js';
@@ -55,8 +55,10 @@ export interface RequestContext {
   finishTap?: () => void;
   /** Ends a connection that is not the HTTP server's to close (an upgraded WebSocket). */
   cut?: () => void;
+  /** Gives up the upstream request (the client went away, or its body went over the limit). */
+  abortUpstream?: () => void;
+  /** The upstream handshake of a WebSocket session. */
   proxyReq?: ClientRequest;
-  proxyRes?: IncomingMessage;
   bytesIn: number;
   bytesOut: number;
 }

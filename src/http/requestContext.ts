@@ -45,10 +45,7 @@ export function openContext(req: IncomingMessage, res: ServerResponse, hooks: Co
   tagResponse(res, id);
   hooks.onStart(ctx);
   res.once('close', () => {
-    if (!res.writableFinished) {
-      ctx.proxyReq?.destroy();
-      ctx.proxyRes?.destroy();
-    }
+    if (!res.writableFinished) ctx.abortUpstream?.();
     hooks.onDone(ctx, res);
   });
   return ctx;

@@ -1,4 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** Headers as undici gives them: lower-case names; a repeated header is an array. */
+export type UpstreamHeaders = Record<string, string | string[] | undefined>;
 import { CLIENT_CREDENTIAL_HEADERS } from '../auth/credentials.js';
 
 /** RFC 9110 §7.6.1 connection-specific headers: they describe one hop and are never forwarded. */
@@ -17,10 +20,10 @@ const HOP_BY_HOP = new Set([
 /** Never removed because a Connection header names them: they frame or route the message. */
 const FRAMING = new Set(['close', 'keep-alive', 'content-length', 'transfer-encoding', 'host', 'content-type']);
 
-function connectionListed(headers: IncomingHttpHeaders): string[] {
+function connectionListed(headers: UpstreamHeaders): string[] {
   const value = headers.connection;
-  if (typeof value !== 'string') return [];
-  return value
+  if (value === undefined) return [];
+  return String(value)
     .split(',')
     .map((s) => s.trim().toLowerCase())
     .filter((s) => s && !FRAMING.has(s));
@@ -39,19 +42,23 @@ export function readableAcceptEncoding(value: string | string[] | undefined): st
   return kept.length ? kept.join(', ') : 'identity';
 }
 
-/** Never forwarded: hop-by-hop headers, the client's credentials, and Expect (Node answers it). */
+/**
+ * Never forwarded: hop-by-hop headers, the client's credentials, Expect (Node answers it) and Host
+ * (the upstream's own is sent). undici refuses several of these outright.
+ */
 const NOT_FORWARDED = new Set<string>([...HOP_BY_HOP, ...CLIENT_CREDENTIAL_HEADERS, 'expect', 'host']);
 
 /**
  * The headers of the upstream request: the client's, minus hop-by-hop headers (and those its
- * Connection header names), minus every client credential, plus `extra` (host, the upstream key).
+ * Connection header names), minus every client credential, minus Content-Length when the body was
+ * read (it may have been reshaped; undici counts it), plus `extra` (the upstream key …).
  * Built as a new object: deleting from req.headers would slow every later access to it.
  */
-export function upstreamRequestHeaders(client: IncomingHttpHeaders, extra: OutgoingHttpHeaders): OutgoingHttpHeaders {
+export function upstreamRequestHeaders(client: IncomingHttpHeaders, extra: Record<string, string>, bodyWasRead: boolean): UpstreamHeaders {
   const named = client.connection === undefined ? undefined : connectionListed(client);
-  const out: OutgoingHttpHeaders = {};
+  const out: UpstreamHeaders = {};
   for (const name in client) {
-    if (NOT_FORWARDED.has(name) || named?.includes(name)) continue;
+    if (NOT_FORWARDED.has(name) || named?.includes(name) || (bodyWasRead && name === 'content-length')) continue;
     out[name] = client[name];
   }
   for (const name in extra) out[name] = extra[name];
@@ -63,7 +70,7 @@ export function upstreamRequestHeaders(client: IncomingHttpHeaders, extra: Outgo
  * (they belong to the gateway's session with OpenAI, not to the client). Everything else, such as
  * x-request-id, openai-processing-ms and x-ratelimit-*, passes unchanged.
  */
-export function responseHeaders(upstream: IncomingHttpHeaders): OutgoingHttpHeaders {
+export function responseHeaders(upstream: UpstreamHeaders): OutgoingHttpHeaders {
   const named = upstream.connection === undefined ? undefined : connectionListed(upstream);
   const out: OutgoingHttpHeaders = {};
   for (const name in upstream) {

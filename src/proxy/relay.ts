@@ -1,92 +1,133 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { elapsedMs, type RequestContext } from '../http/context.js';
 import { sendError } from '../http/errors.js';
 import { CompressedTap } from '../usage/compressedTap.js';
 import { JsonTap, SseTap, nullTap, type ResponseTap } from '../usage/taps.js';
-import { responseHeaders } from './headers.js';
+import { responseHeaders, type UpstreamHeaders } from './headers.js';
 import { UsageChunkFilter } from './usageChunkFilter.js';
 
 /** Largest response body the JSON tap keeps a copy of (image b64 answers can be tens of MB). */
 const TAP_MAX_BYTES = 64 * 1024 * 1024;
 
-function chooseTap(ctx: RequestContext, upstream: IncomingMessage): ResponseTap {
+/** The status line and headers of an upstream answer (header names in lower case). */
+export interface UpstreamAnswer {
+  status: number;
+  headers: UpstreamHeaders;
+}
+
+/** Flow control over the upstream body: pause while the client cannot take more. */
+export interface Valve {
+  pause(): void;
+  resume(): void;
+}
+
+/** Receives an upstream body as it arrives. */
+export interface AnswerSink {
+  data(chunk: Buffer): void;
+  end(): void;
+  /** The upstream body broke off (connection lost, timeout, or the client left and it was cut). */
+  broken(reason: string): void;
+}
+
+function chooseTap(ctx: RequestContext, answer: UpstreamAnswer): ResponseTap {
   if (ctx.method !== 'POST') return nullTap; // lists and retrievals (stored completions …) bill nothing
-  const type = String(upstream.headers['content-type'] ?? '').toLowerCase();
+  const type = String(answer.headers['content-type'] ?? '').toLowerCase();
   const tap = type.startsWith('text/event-stream')
     ? new SseTap(ctx.endpoint)
     : type.includes('json') && ctx.endpoint !== 'other' // files, batches …: no usage to read
       ? new JsonTap(ctx.endpoint, TAP_MAX_BYTES, ctx.keepResponseJson === true)
       : nullTap;
-  const encoding = upstream.headers['content-encoding'];
-  if (tap === nullTap || !encoding || encoding === 'identity') return tap;
-  return CompressedTap.wrap(tap, encoding, TAP_MAX_BYTES) ?? nullTap;
+  const encoding = answer.headers['content-encoding'];
+  if (tap === nullTap || encoding === undefined || encoding === 'identity') return tap;
+  return CompressedTap.wrap(tap, String(encoding), TAP_MAX_BYTES) ?? nullTap;
 }
 
 /** Notes what every upstream answer tells the meter: status, time to first byte, OpenAI's id. */
-function noteAnswer(ctx: RequestContext, upstream: IncomingMessage): number {
-  const status = (ctx.status = upstream.statusCode ?? 502);
+function noteAnswer(ctx: RequestContext, answer: UpstreamAnswer): void {
+  ctx.status = answer.status;
   ctx.ttfbMs ??= elapsedMs(ctx);
-  const upstreamId = upstream.headers['x-request-id'];
+  const upstreamId = answer.headers['x-request-id'];
   if (typeof upstreamId === 'string') ctx.upstreamRequestId = upstreamId;
-  return status;
 }
 
 /** The upstream's headers as the client gets them, with Keyward's request id (and OpenAI's, or ours). */
-function answerHeaders(ctx: RequestContext, upstream: IncomingMessage): OutgoingHttpHeaders {
-  const headers = responseHeaders(upstream.headers);
+function answerHeaders(ctx: RequestContext, answer: UpstreamAnswer): OutgoingHttpHeaders {
+  const headers = responseHeaders(answer.headers);
   headers['x-request-id'] ??= ctx.id;
   headers['x-keyward-request-id'] = ctx.id;
   return headers;
 }
 
 /**
- * Sends the upstream answer to the client as it arrives, byte for byte, while a tap reads a copy for
- * usage. Only a stream whose usage Keyward asked for on the client's behalf is reshaped (the extra
- * usage chunk withheld), event by event.
+ * Sends the upstream answer to the client as it arrives, chunk by chunk, byte for byte, while a tap
+ * reads a copy for usage. Only a stream whose usage Keyward asked for on the client's behalf is
+ * reshaped (the extra usage chunk withheld), event by event.
  */
-export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, res: ServerResponse): void {
-  ctx.proxyRes = upstream;
-  const status = noteAnswer(ctx, upstream);
-  if (res.destroyed) {
-    upstream.destroy();
-    return;
-  }
+export function relayResponse(ctx: RequestContext, answer: UpstreamAnswer, res: ServerResponse, valve: Valve): AnswerSink {
+  noteAnswer(ctx, answer);
+  if (ctx.modelFilter && answer.status === 200) return new FilteredModelList(ctx, answer, res, ctx.modelFilter);
+  const tap = chooseTap(ctx, answer);
+  const headers = answerHeaders(ctx, answer);
+  const reshape = ctx.withholdUsage && answer.status === 200 && tap instanceof SseTap;
+  if (reshape) delete headers['content-length'];
+  if (!res.destroyed) res.writeHead(answer.status, headers);
+  return new Relay(ctx, res, tap, valve, reshape ? new UsageChunkFilter() : undefined);
+}
 
-  if (ctx.modelFilter && status === 200) return relayFilteredModels(ctx, upstream, res, ctx.modelFilter);
-
-  const tap = chooseTap(ctx, upstream);
-  let tapDone = false;
-  ctx.finishTap = () => {
-    if (tapDone) return;
-    tapDone = true;
-    const found = tap.end();
-    if (found.model) ctx.responseModel = found.model;
-    if (found.usage) ctx.usage = { ...ctx.usage, ...found.usage };
-    if (found.json !== undefined) ctx.responseJson = found.json;
+class Relay implements AnswerSink {
+  private waiting = false;
+  private readonly drained = () => {
+    this.waiting = false;
+    this.valve.resume();
   };
 
-  upstream.on('data', (chunk: Buffer) => {
-    ctx.bytesOut += chunk.length;
-    tap.push(chunk);
-  });
-  // Registered before pipe(), so the tap is read before the client's response is ended.
-  upstream.on('end', ctx.finishTap);
-  upstream.on('error', () => {}); // reported through 'close' below
-  upstream.on('close', () => {
-    if (upstream.complete) return;
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly res: ServerResponse,
+    private readonly tap: ResponseTap,
+    private readonly valve: Valve,
+    private readonly filter: UsageChunkFilter | undefined,
+  ) {
+    let tapDone = false;
+    ctx.finishTap = () => {
+      if (tapDone) return;
+      tapDone = true;
+      const found = tap.end();
+      if (found.model) ctx.responseModel = found.model;
+      if (found.usage) ctx.usage = { ...ctx.usage, ...found.usage };
+      if (found.json !== undefined) ctx.responseJson = found.json;
+    };
+  }
+
+  data(chunk: Buffer): void {
+    this.ctx.bytesOut += chunk.length;
+    this.tap.push(chunk);
+    const out = this.filter ? this.filter.push(chunk) : chunk;
+    if (out === undefined || this.res.destroyed) return;
+    // The client reads slower than the upstream sends: stop reading upstream until it catches up.
+    if (!this.res.write(out) && !this.waiting) {
+      this.waiting = true;
+      this.valve.pause();
+      this.res.once('drain', this.drained);
+    }
+  }
+
+  end(): void {
+    // The tap is read before the client's response ends, so the row sees the usage.
+    this.ctx.finishTap!();
+    const rest = this.filter?.end();
+    if (rest) this.res.end(rest);
+    else this.res.end();
+  }
+
+  broken(reason: string): void {
+    const { ctx, res } = this;
     ctx.outcome ??= res.destroyed ? 'client_aborted' : 'stream_broken';
-    ctx.error ??= 'upstream connection closed mid-response';
-    ctx.finishTap?.();
+    ctx.error ??= reason;
+    ctx.finishTap!();
     // Cut the client's response too: a clean end would pass a truncated answer off as complete.
     res.destroy();
-  });
-
-  const headers = answerHeaders(ctx, upstream);
-  const reshape = ctx.withholdUsage && status === 200 && tap instanceof SseTap;
-  if (reshape) delete headers['content-length'];
-  res.writeHead(status, headers);
-  if (reshape) upstream.pipe(new UsageChunkFilter()).pipe(res);
-  else upstream.pipe(res);
+  }
 }
 
 /**
@@ -94,12 +135,12 @@ export function relayResponse(ctx: RequestContext, upstream: IncomingMessage, re
  * upstream key) goes to the client now. OpenAI's 401 means the gateway's own key was refused, and its
  * message echoes part of that key: the client gets a 502 that says so, with nothing of the key in it.
  */
-export function relayReadAnswer(ctx: RequestContext, upstream: IncomingMessage, body: Buffer, res: ServerResponse): void {
-  const status = noteAnswer(ctx, upstream);
+export function relayReadAnswer(ctx: RequestContext, answer: UpstreamAnswer, body: Buffer, res: ServerResponse): void {
+  noteAnswer(ctx, answer);
   ctx.bytesOut += body.length;
   ctx.outcome = 'upstream_error';
   if (res.destroyed) return;
-  if (status === 401) {
+  if (answer.status === 401) {
     const code = errorCodeOf(body) ?? 'unknown';
     ctx.status = 502;
     ctx.error = `upstream refused the gateway's key (401 ${code})`;
@@ -113,9 +154,9 @@ export function relayReadAnswer(ctx: RequestContext, upstream: IncomingMessage, 
       { 'x-keyward-request-id': ctx.id, 'x-request-id': ctx.upstreamRequestId ?? ctx.id },
     );
   }
-  const headers = answerHeaders(ctx, upstream);
+  const headers = answerHeaders(ctx, answer);
   headers['content-length'] = body.length;
-  res.writeHead(status, headers);
+  res.writeHead(answer.status, headers);
   res.end(body);
 }
 
@@ -130,32 +171,48 @@ export function errorCodeOf(body: Buffer): string | undefined {
 }
 
 /** GET /v1/models for a key with a model list: the list shows only what the key may use. */
-function relayFilteredModels(
-  ctx: RequestContext,
-  upstream: IncomingMessage,
-  res: ServerResponse,
-  allows: (model: string) => boolean,
-): void {
-  const tap = new JsonTap(ctx.endpoint, TAP_MAX_BYTES, true);
-  upstream.on('data', (chunk: Buffer) => {
-    ctx.bytesOut += chunk.length;
-    tap.push(chunk);
-  });
-  upstream.on('error', () => {});
-  upstream.on('end', () => {
-    const list = tap.end().json as { data?: { id?: unknown }[] } | undefined;
+class FilteredModelList implements AnswerSink {
+  private readonly tap: JsonTap;
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly answer: UpstreamAnswer,
+    private readonly res: ServerResponse,
+    private readonly allows: (model: string) => boolean,
+  ) {
+    this.tap = new JsonTap(ctx.endpoint, TAP_MAX_BYTES, true);
+  }
+
+  data(chunk: Buffer): void {
+    this.ctx.bytesOut += chunk.length;
+    this.tap.push(chunk);
+  }
+
+  end(): void {
+    const { ctx, res } = this;
+    const list = this.tap.end().json as { data?: { id?: unknown }[] } | undefined;
     if (!list || !Array.isArray(list.data)) {
       ctx.outcome = 'upstream_error';
       ctx.status = 502;
       ctx.error = 'unreadable model list';
       return sendError(res, 502, 'The upstream model list could not be read.', 'upstream_error', 'upstream_bad_response');
     }
-    list.data = list.data.filter((m) => m !== null && typeof m === 'object' && typeof m.id === 'string' && allows(m.id));
+    list.data = list.data.filter((m) => m !== null && typeof m === 'object' && typeof m.id === 'string' && this.allows(m.id));
     const body = JSON.stringify(list);
-    const headers = answerHeaders(ctx, upstream);
+    const headers = answerHeaders(ctx, this.answer);
     delete headers['content-encoding'];
     headers['content-length'] = Buffer.byteLength(body);
+    if (res.destroyed) return;
     res.writeHead(200, headers);
     res.end(body);
-  });
+  }
+
+  broken(reason: string): void {
+    this.ctx.outcome ??= this.res.destroyed ? 'client_aborted' : 'stream_broken';
+    this.ctx.error ??= reason;
+    if (!this.res.headersSent && !this.res.destroyed) {
+      this.ctx.status = 502;
+      sendError(this.res, 502, 'The upstream model list broke off.', 'upstream_error', 'upstream_bad_response');
+    } else this.res.destroy();
+  }
 }

@@ -1,5 +1,3 @@
-import { Transform, type TransformCallback } from 'node:stream';
-
 const USAGE_NULL = Buffer.from(',"usage":null');
 const MAX_PENDING = 1024 * 1024;
 const USAGE_NULL_FIRST = Buffer.from('"usage":null,');
@@ -38,10 +36,11 @@ function isUsageOnlyChunk(event: Buffer): boolean {
  * event on the bytes (no decoding): each complete event is passed on at once, nothing is delayed or
  * coalesced beyond the chunk it arrived in.
  */
-export class UsageChunkFilter extends Transform {
+export class UsageChunkFilter {
   private pending: Buffer | undefined;
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+  /** The bytes to pass on for this chunk (undefined: nothing yet, an event is still incomplete). */
+  push(chunk: Buffer): Buffer | undefined {
     const bytes = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     const out: Buffer[] = [];
     let from = 0;
@@ -57,10 +56,13 @@ export class UsageChunkFilter extends Transform {
       out.push(this.pending);
       this.pending = undefined;
     }
-    done(null, out.length === 0 ? undefined : out.length === 1 ? out[0] : Buffer.concat(out));
+    return out.length === 0 ? undefined : out.length === 1 ? out[0] : Buffer.concat(out);
   }
 
-  override _flush(done: TransformCallback): void {
-    done(null, this.pending);
+  /** What is left at the end of the stream (a last event without its blank line). */
+  end(): Buffer | undefined {
+    const rest = this.pending;
+    this.pending = undefined;
+    return rest;
   }
 }

@@ -1,4 +1,5 @@
-import type { IncomingHttpHeaders } from 'node:http';
+/** Response headers, as node:http or undici give them (lower-case names). */
+type Headers = Readonly<Record<string, string | string[] | undefined>>;
 import type { Logger } from 'pino';
 import { upstreamKeyId, upstreamKeyListProblems, UpstreamKeysError, type UpstreamKeyConfig } from './poolConfig.js';
 
@@ -129,7 +130,7 @@ function parseDuration(text: string): number | undefined {
   return ms;
 }
 
-function headerText(headers: IncomingHttpHeaders, name: string): string | undefined {
+function headerText(headers: Headers, name: string): string | undefined {
   const v = headers[name];
   const s = Array.isArray(v) ? v[0] : v;
   return s === undefined ? undefined : s.trim();
@@ -259,7 +260,7 @@ export class UpstreamPool {
    * How long OpenAI asks us to wait, from a 429's headers: `retry-after-ms`, `retry-after`
    * (seconds or HTTP date), else the larger of `x-ratelimit-reset-requests` / `-tokens`.
    */
-  static retryAfterMs(headers: IncomingHttpHeaders, now: number = Date.now()): number | undefined {
+  static retryAfterMs(headers: Headers, now: number = Date.now()): number | undefined {
     const ms = headerText(headers, 'retry-after-ms');
     if (ms !== undefined && NUMBER_RE.test(ms)) return Number(ms);
     const ra = headerText(headers, 'retry-after');

@@ -25,9 +25,15 @@ describe('hop-by-hop headers', () => {
       authorization: 'x', 'api-key': 'x', 'x-api-key': 'x', cookie: 'x', 'proxy-authorization': 'x',
       'openai-organization': 'x', 'openai-project': 'x', 'content-type': 'application/json',
     };
-    const out = upstreamRequestHeaders(h, { host: 'api.openai.com', authorization: 'Bearer up' });
-    expect(out).toEqual({ 'x-keep': '1', 'content-type': 'application/json', host: 'api.openai.com', authorization: 'Bearer up' });
+    const out = upstreamRequestHeaders(h, { authorization: 'Bearer up' }, false);
+    expect(out).toEqual({ 'x-keep': '1', 'content-type': 'application/json', authorization: 'Bearer up' });
     expect(h['x-keep']).toBe('1'); // the client's own object is left as it was
+  });
+
+  it("request: keeps the client's Content-Length for a streamed body, drops it for a read (maybe reshaped) one", () => {
+    const h = { 'content-length': '12', 'content-type': 'application/json' };
+    expect(upstreamRequestHeaders(h, {}, false)['content-length']).toBe('12');
+    expect(upstreamRequestHeaders(h, {}, true)['content-length']).toBeUndefined();
   });
 
   it('response: keeps OpenAI headers, drops hop-by-hop and upstream cookies', () => {
