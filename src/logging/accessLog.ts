@@ -1,29 +1,31 @@
-import pino, { type Logger } from 'pino';
+import pino from 'pino';
 import type { RequestContext } from '../http/context.js';
 import type { UsageRow } from '../storage/usageStore.js';
 import { redactBase64 } from './redactBodies.js';
 
 /**
- * One JSON line per request in access.log, written asynchronously (pino's SonicBoom destination) so
- * logging never blocks a response. Only chosen fields are written: headers are never logged, so no
- * key, token or cookie can reach the file; bodies only with logBodies, base64 cut short.
+ * One JSON line per request in access.log, written asynchronously and in batches (pino's SonicBoom
+ * destination) so logging never blocks a response. Only chosen fields are written: headers are never
+ * logged, so no key, token or cookie can reach the file; bodies only with logBodies, base64 cut short.
+ * The line is pino's format ({"level":30,"time":…}) but serialised by one JSON.stringify: pino's
+ * field-by-field serialiser allocated ~10 KB per line (measured), all of it garbage to collect.
  */
 export class AccessLog {
-  private readonly dest: pino.DestinationStream & { flushSync(): void; end(): void };
-  private readonly log: Logger;
+  private readonly dest: { write(line: Buffer): boolean; flushSync(): void; end(): void };
 
   constructor(
     file: string,
     private readonly logBodies: boolean,
   ) {
-    this.dest = pino.destination({ dest: file, sync: false, mkdir: true, minLength: 4096 }) as never;
-    // No redaction pass here (it cost more than the rest of the line): write() picks every field
-    // itself and none of them can hold a header, key or token.
-    this.log = pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, this.dest);
+    // Lines are batched (4 KB, or 1 s at most) and kept as Buffers: in its default string mode
+    // SonicBoom measures the whole pending batch on every write (~6 KB of garbage a line, measured).
+    this.dest = pino.destination({ dest: file, sync: false, mkdir: true, minLength: 4096, periodicFlush: 1000, contentMode: 'buffer' } as never) as never;
   }
 
   write(ctx: RequestContext, status: number, latencyMs: number, row: UsageRow | undefined): void {
     const line: Record<string, unknown> = {
+      level: 30,
+      time: new Date().toISOString(),
       request_id: ctx.id,
       key_id: ctx.principal?.id ?? null,
       key_name: ctx.principal?.name ?? null,
@@ -47,7 +49,7 @@ export class AccessLog {
       if (ctx.bodyJson !== undefined) line.request_body = redactBase64(ctx.bodyJson);
       if (ctx.responseJson !== undefined) line.response_body = redactBase64(ctx.responseJson);
     }
-    this.log.info(line);
+    this.dest.write(Buffer.from(`${JSON.stringify(line)}\n`));
   }
 
   flush(): void {

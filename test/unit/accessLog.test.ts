@@ -1,0 +1,48 @@
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { IncomingMessage } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { newContext } from '../../src/http/requestContext.js';
+import { AccessLog } from '../../src/logging/accessLog.js';
+
+function readLines(file: string): Record<string, unknown>[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('AccessLog', () => {
+  it('writes one pino-format JSON line per request, and a lone line reaches the file within seconds', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'kw-log-')), 'logs', 'access.log');
+    const log = new AccessLog(file, false);
+    const ctx = newContext({ url: '/v1/chat/completions?x=1', method: 'POST', headers: {} } as IncomingMessage);
+    ctx.requestModel = 'gpt-4o-mini';
+    ctx.bodyJson = { secret: 'not logged without logBodies' };
+    log.write(ctx, 200, 12.5, undefined);
+    // Well under the 4 KB batch: only the periodic flush can bring it to the file.
+    const deadline = Date.now() + 5000;
+    while (readLines(file).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const lines = readLines(file);
+    expect(lines).toHaveLength(1);
+    const line = lines[0]!;
+    expect(line).toMatchObject({ level: 30, request_id: ctx.id, method: 'POST', path: '/v1/chat/completions', status: 200, latency_ms: 12.5, model: 'gpt-4o-mini' });
+    expect(Number.isNaN(Date.parse(String(line.time)))).toBe(false);
+    expect(line).not.toHaveProperty('request_body');
+    expect(line).not.toHaveProperty('outcome'); // undefined fields are left out, as pino does
+    log.close();
+  });
+
+  it('close() writes out every line of a burst, in order, at once (what shutdown relies on)', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'kw-log-')), 'access.log');
+    const log = new AccessLog(file, false);
+    while (!existsSync(file)) await new Promise((r) => setTimeout(r, 10)); // opened asynchronously
+    const ids: string[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const ctx = newContext({ url: '/v1/embeddings', method: 'POST', headers: {} } as IncomingMessage);
+      ids.push(ctx.id);
+      log.write(ctx, 200, i, undefined);
+    }
+    log.close();
+    expect(readLines(file).map((l) => l.request_id)).toEqual(ids);
+  });
+});
