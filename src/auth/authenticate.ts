@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from '../http/context.js';
 import { sendError } from '../http/errors.js';
-import { sha256Hex } from '../keys/hash.js';
+import { DigestCache } from '../keys/hash.js';
 import type { KeyRing } from '../keys/keyRing.js';
 import type { KeyRecord } from '../keys/types.js';
 import { extractKey } from './credentials.js';
@@ -10,9 +10,13 @@ export type KeyCheck =
   | { ok: true; record: KeyRecord }
   | { ok: false; code: 'invalid_api_key' | 'key_disabled' | 'key_expired'; message: string };
 
+const digests = new DigestCache();
+
 /** Whether a presented key is known, enabled and unexpired: the one rule for every door. */
 export function checkKey(ring: KeyRing, key: string, now: number = Date.now()): KeyCheck {
-  const record = ring.lookup(sha256Hex(key));
+  const digest = digests.digest(key);
+  const record = ring.lookup(digest);
+  if (record) digests.remember(key, digest);
   if (!record) return { ok: false, code: 'invalid_api_key', message: 'Incorrect API key provided. Ask your Keyward operator for a key.' };
   if (record.disabled) return { ok: false, code: 'key_disabled', message: `The key of ${record.name} has been disabled.` };
   if (record.expiresAt !== undefined && record.expiresAt <= now) {

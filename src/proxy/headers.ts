@@ -20,9 +20,12 @@ const HOP_BY_HOP = new Set([
 /** Never removed because a Connection header names them: they frame or route the message. */
 const FRAMING = new Set(['close', 'keep-alive', 'content-length', 'transfer-encoding', 'host', 'content-type']);
 
+const NONE: string[] = [];
+
 function connectionListed(headers: UpstreamHeaders): string[] {
   const value = headers.connection;
-  if (value === undefined) return [];
+  // The usual values name no header: skip the split on every request.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return NONE;
   return String(value)
     .split(',')
     .map((s) => s.trim().toLowerCase())

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KeyFileError, parseKeyFile } from '../../src/keys/keyFile.js';
+import { DigestCache, sha256Hex } from '../../src/keys/hash.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const sha = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
@@ -220,5 +221,20 @@ describe('parseKeyFile: invalid JSON', () => {
     expect(message).toBe("keys.json: not valid JSON: line 3: Unexpected token 's'");
     expect(message).not.toContain('UNQUOTED');
     expect(message).not.toContain('\n');
+  });
+});
+
+describe('DigestCache', () => {
+  it('gives the same digest as sha256Hex, remembered or not, and stays bounded', () => {
+    const cache = new DigestCache(2);
+    const want = createHash('sha256').update('kw-a').digest('hex');
+    expect(cache.digest('kw-a')).toBe(want);
+    cache.remember('kw-a', want);
+    expect(cache.digest('kw-a')).toBe(want);
+    cache.remember('kw-b', sha256Hex('kw-b'));
+    cache.remember('kw-c', sha256Hex('kw-c')); // over the limit: starts afresh, still correct
+    expect(cache.digest('kw-a')).toBe(want);
+    expect(cache.digest('kw-c')).toBe(sha256Hex('kw-c'));
+    expect((cache as unknown as { known: Map<string, string> }).known.size).toBeLessThanOrEqual(2);
   });
 });
