@@ -50,9 +50,11 @@ export class FileKeySource implements KeySource {
   }
 
   async watch(): Promise<void> {
-    // The file itself, not its folder: the folder often holds usage.sqlite and access.log, whose
-    // every write would wake a folder watcher. chokidar follows the file across renames.
-    this.watcher = watch(this.path, { ignoreInitial: true });
+    // Polled (one stat every 500 ms) rather than watched with inotify: while keys.json does not exist
+    // chokidar watches its folder instead, and that folder usually holds usage.sqlite and access.log,
+    // whose every write would wake the watcher (measured: several stat calls per request under load).
+    // Polling also follows editors that write a new file and rename it over keys.json.
+    this.watcher = watch(this.path, { ignoreInitial: true, usePolling: true, interval: 500 });
     this.watcher.on('all', () => this.schedule());
     this.watcher.on('error', (err) => this.log.error({ err }, 'keys file watcher failed'));
     await new Promise<void>((ok) => this.watcher!.once('ready', ok));

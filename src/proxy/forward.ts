@@ -25,7 +25,7 @@ export type Forward = (ctx: RequestContext, req: IncomingMessage, res: ServerRes
 
 export interface Forwarder {
   forward: Forward;
-  /** Closes the upstream connections (after the requests in flight are done). */
+  /** Closes the upstream connections (once the requests in flight are done or cut). */
   close(): Promise<void>;
 }
 
@@ -53,7 +53,8 @@ export function createForwarder(opts: ForwardOptions): Forwarder {
     ctx.forwarded = true;
     new Attempt(opts, dispatcher, ctx, req, res, new Set()).send();
   };
-  return { forward, close: () => dispatcher.close() };
+  // Called once every request is done or cut: nothing left to wait for, so no close() that could hang.
+  return { forward, close: () => dispatcher.destroy() };
 }
 
 /** One try of a request on one upstream key: the undici handler for its answer. */
