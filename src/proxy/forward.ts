@@ -63,6 +63,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   private sink: AnswerSink | undefined;
   /** A 429 / 401 answer being read to decide on a retry. */
   private held: { answer: UpstreamAnswer; chunks: Buffer[]; size: number } | undefined;
+  /** The client has its answer and the upstream request was dropped on purpose. */
+  private answered = false;
 
   constructor(
     private readonly opts: ForwardOptions,
@@ -154,21 +156,41 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.sink) return this.sink.data(chunk);
-    const held = this.held!;
-    held.size += chunk.length;
-    if (held.size > MAX_ERROR_BODY) return controller.abort(new Error('upstream error body too large'));
+    if (!this.held) return; // answered already (an oversized 401)
+    const held = this.held;
     held.chunks.push(chunk);
+    held.size += chunk.length;
+    if (held.size > MAX_ERROR_BODY) this.giveUpReading(controller);
   }
 
   onResponseEnd(): void {
     if (this.sink) return this.sink.end();
-    const { answer, chunks, size } = this.held!;
+    if (!this.held) return;
+    const { answer, chunks, size } = this.held;
     this.held = undefined;
     this.decide(answer, Buffer.concat(chunks, size));
   }
 
+  /**
+   * A 429 or 401 too long to read for its code (not OpenAI's own): the key is reported all the same.
+   * A 429 is then relayed as it is; a 401 is answered 502 as always (its body may echo the key).
+   */
+  private giveUpReading(controller: Dispatcher.DispatchController): void {
+    const { answer, chunks } = this.held!;
+    this.held = undefined;
+    this.opts.pool.report(this.key, { status: answer.status, code: null, retryAfterMs: UpstreamPool.retryAfterMs(answer.headers) });
+    if (answer.status === 401) {
+      this.answered = true;
+      relayReadAnswer(this.ctx, answer, Buffer.alloc(0), this.res);
+      return controller.abort(new Error('refused, answered'));
+    }
+    this.sink = relayResponse(this.ctx, answer, this.res, controller);
+    for (const chunk of chunks) this.sink.data(chunk);
+  }
+
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     const { ctx } = this;
+    if (this.answered) return;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') ctx.timedOut = true;
     if (this.sink) {
