@@ -93,6 +93,21 @@ describe('taps', () => {
     expect(tap.end()).toMatchObject({ model: 'gpt-4o-mini-2024-07-18', usage: { input_tokens: 19, output_tokens: 9, total_tokens: 28 } });
   });
 
+  it('SseTap finds usage however the JSON is spaced, and in an event split over chunks or CRLF-framed', () => {
+    const events = [
+      'data: {"id":"c1","model":"gpt-4o-mini","choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n',
+      'data: {"id":"c1","model":"gpt-4o-mini","choices":[],"usage" :\t{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}\n\n',
+      'data: [DONE]\n\n',
+    ];
+    for (const text of [events.join(''), events.join('').replace(/\n/g, '\r\n')]) {
+      for (const size of [3, 17, 1000]) {
+        const tap = new SseTap('chat.completions');
+        for (const c of pieces(Buffer.from(text), 1, size)) tap.push(c);
+        expect(tap.end(), `${size}`).toMatchObject({ model: 'gpt-4o-mini', usage: { input_tokens: 5, output_tokens: 2, total_tokens: 7 } });
+      }
+    }
+  });
+
   it('JsonTap parses once at the end and gives up past its cap', () => {
     const body = Buffer.from(fixtureText('chat-completion.json'));
     const tap = new JsonTap('chat.completions', 1 << 20);
