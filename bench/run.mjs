@@ -92,8 +92,9 @@ async function main() {
   const keysFile = path.join(workDir, 'keys.json');
   const usageDb = path.join(workDir, 'usage.sqlite');
   writeFileSync(keysFile, `${JSON.stringify([{ key: CLIENT_KEY, name: 'bench', email: 'bench@example.com' }], null, 2)}\n`);
-  // The same V8 flag as npm start: a 4 MB young generation (default 16) keeps ~35 MB less resident.
-  const kwEntry = procs.startService('keyward', process.execPath, ['--max-semi-space-size=4', SERVER], {
+  // The node flags of `npm start` (package.json: a 4 MB young generation), so the bench runs what
+  // users run.
+  const kwEntry = procs.startService('keyward', process.execPath, [...startFlags(), SERVER], {
     cpu: CPU_PROXY,
     cwd: workDir, // no stray config.json: CONFIG_FILE is not set and workDir has none
     env: {
@@ -357,4 +358,10 @@ if (!interrupted) {
   if (failed || settings.keep) log(`kept the work dir (process logs, keys.json, usage.sqlite, access.log): ${workDir}`);
   else rmSync(workDir, { recursive: true, force: true });
   process.exit(failed ? 1 : 0);
+}
+
+/** The `--flag=value` arguments of package.json's start script (e.g. the V8 young-generation size). */
+function startFlags() {
+  const pkg = JSON.parse(readFileSync(path.join(BENCH, '..', 'package.json'), 'utf8'));
+  return pkg.scripts.start.split(/\s+/).filter((a) => /^--[\w-]+=\S+$/.test(a));
 }
