@@ -56,6 +56,10 @@ const MMDD_SUFFIX = /-(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])$/;
 /** Model names come from clients and upstream; bound the memo so odd names cannot grow it forever. */
 const MEMO_LIMIT = 4096;
 
+/** A count as a number to price: a positive finite number, else 0. */
+const n = (v: number | null | undefined): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
+const present = (v: number | null | undefined): boolean => typeof v === 'number' && Number.isFinite(v);
+
 /** Looks up list prices and turns usage counts into integer nano-dollars (USD × 1e9). */
 export class Pricing {
   /**
@@ -99,9 +103,6 @@ export class Pricing {
     if (!resolved) return null;
     const p = resolved.price;
 
-    const n = (v: number | null | undefined): number =>
-      typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0;
-    const present = (v: number | null | undefined): boolean => typeof v === 'number' && Number.isFinite(v);
     if (
       !present(u.input_tokens) &&
       !present(u.output_tokens) &&

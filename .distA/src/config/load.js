@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseUpstreamKeysEnv, UpstreamKeysError } from '../upstream/poolConfig.js';
+import { jsonErrorLine } from '../util/jsonErrors.js';
+import { ConfigFileSchema, DEFAULTS } from './schema.js';
+/** A configuration problem: start-up stops with this one line. */
+export class ConfigError extends Error {
+    name = 'ConfigError';
+}
+/** Command-line flags that override everything else (DESIGN: flag > env > config.json > default). */
+export function parseFlags(argv) {
+    const out = {};
+    for (let i = 0; i < argv.length; i++) {
+        const m = /^--(config|port|host)(?:=(.*))?$/.exec(argv[i] ?? '');
+        if (!m)
+            continue;
+        const value = m[2] ?? argv[++i];
+        if (value === undefined)
+            throw new ConfigError(`--${m[1]} needs a value`);
+        out[m[1]] = value;
+    }
+    return out;
+}
+function readConfigFile(path, required) {
+    let text;
+    try {
+        text = readFileSync(path, 'utf8').replace(/^\uFEFF/, ''); // a BOM, as Windows editors write it
+    }
+    catch (err) {
+        if (err.code === 'ENOENT' && !required)
+            return {};
+        throw new ConfigError(`cannot read ${path}: ${err.message}`);
+    }
+    let raw;
+    try {
+        raw = JSON.parse(text);
+    }
+    catch (err) {
+        throw new ConfigError(`${path} is not valid JSON: ${jsonErrorLine(text, err)}`);
+    }
+    if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+        raw = Object.fromEntries(Object.entries(raw).filter(([k]) => !k.startsWith('_')));
+    }
+    const parsed = ConfigFileSchema.safeParse(raw);
+    if (!parsed.success)
+        throw new ConfigError(`${path}: ${describeIssues(parsed.error)}`);
+    return parsed.data;
+}
+export function describeIssues(error) {
+    return error.issues
+        .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+        .join('; ');
+}
+function intFromEnv(name, value, min, max) {
+    if (value === undefined || value === '')
+        return undefined;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+        throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+    }
+    return n;
+}
+const LEVELS = ConfigFileSchema.shape.LOG_LEVEL.unwrap().options;
+function logLevelOf(value) {
+    if (value === undefined)
+        return DEFAULTS.LOG_LEVEL;
+    if (!LEVELS.includes(value))
+        throw new ConfigError(`LOG_LEVEL must be one of ${LEVELS.join(', ')}, got "${value}"`);
+    return value;
+}
+function proxyKeyOf(value) {
+    if (value !== undefined && value.length < 16)
+        throw new ConfigError('PROXY_KEY must be at least 16 characters');
+    return value;
+}
+function statusPageOf(value) {
+    if (value === undefined || value === '')
+        return undefined;
+    if (value === 'public' || value === 'keyed' || value === 'off')
+        return value;
+    throw new ConfigError(`STATUS_PAGE must be public, keyed or off, got "${value}"`);
+}
+function boolFromEnv(name, value) {
+    if (value === undefined || value === '')
+        return undefined;
+    if (/^(1|true|yes|on)$/i.test(value))
+        return true;
+    if (/^(0|false|no|off)$/i.test(value))
+        return false;
+    throw new ConfigError(`${name} must be true or false, got "${value}"`);
+}
+/** config.json merged with the environment and flags, before anything is required of it. */
+function readSettings(env, argv) {
+    const flags = parseFlags(argv);
+    const configPath = flags.config ?? env.CONFIG_FILE;
+    const file = readConfigFile(resolve(configPath ?? 'config.json'), configPath !== undefined);
+    const pick = (name) => {
+        const fromEnv = env[name];
+        if (fromEnv !== undefined && fromEnv !== '')
+            return fromEnv;
+        const v = file[name];
+        return typeof v === 'string' ? v : undefined;
+    };
+    return { flags, file, pick };
+}
+/** Where the keys file and the usage database are: all the CLIs need (no upstream key required). */
+export function loadPaths(env = process.env, argv = []) {
+    return pathsOf(readSettings(env, argv).pick);
+}
+function pathsOf(pick) {
+    return {
+        keysFile: resolve(pick('KEYS_FILE') ?? DEFAULTS.KEYS_FILE),
+        usageDb: resolve(pick('USAGE_DB') ?? DEFAULTS.USAGE_DB),
+    };
+}
+/**
+ * Builds the effective configuration. Precedence: flag > environment > config.json > default.
+ * Throws ConfigError with one line naming the problem.
+ */
+export function loadConfig(env = process.env, argv = process.argv.slice(2)) {
+    const { flags, file, pick } = readSettings(env, argv);
+    let upstreamKeys;
+    try {
+        const single = pick('OPENAI_API_KEY');
+        upstreamKeys = env.OPENAI_API_KEYS
+            ? parseUpstreamKeysEnv(env.OPENAI_API_KEYS)
+            : (file.upstreamKeys ?? (single ? [{ key: single }] : []));
+    }
+    catch (err) {
+        if (err instanceof UpstreamKeysError)
+            throw new ConfigError(err.message);
+        throw err;
+    }
+    if (!upstreamKeys.length) {
+        throw new ConfigError('no upstream key: set OPENAI_API_KEY (or OPENAI_API_KEYS) in the environment or in config.json (see config-example.json)');
+    }
+    const baseText = pick('OPENAI_BASE_URL') ?? DEFAULTS.OPENAI_BASE_URL;
+    let upstreamBaseUrl;
+    try {
+        upstreamBaseUrl = new URL(baseText);
+    }
+    catch {
+        throw new ConfigError(`OPENAI_BASE_URL is not a URL: "${baseText}"`);
+    }
+    if (!/^https?:$/.test(upstreamBaseUrl.protocol)) {
+        throw new ConfigError(`OPENAI_BASE_URL must be http or https, got "${upstreamBaseUrl.protocol}"`);
+    }
+    const port = intFromEnv('--port', flags.port, 0, 65535) ?? intFromEnv('PORT', env.PORT, 0, 65535) ?? file.PORT ?? DEFAULTS.PORT;
+    const corsEnv = env.CORS_ORIGINS;
+    const corsOrigins = corsEnv !== undefined && corsEnv !== ''
+        ? corsEnv.trim() === '*'
+            ? '*'
+            : corsEnv.split(',').map((s) => s.trim()).filter(Boolean)
+        : (file.corsOrigins ?? '*');
+    const maxBodyMb = file.maxBodyMb ?? DEFAULTS.maxBodyMb;
+    return {
+        upstreamKeys,
+        upstreamBaseUrl,
+        port,
+        host: flags.host ?? pick('HOST') ?? DEFAULTS.HOST,
+        ...pathsOf(pick),
+        accessLog: resolve(pick('ACCESS_LOG') ?? DEFAULTS.ACCESS_LOG),
+        logLevel: logLevelOf(pick('LOG_LEVEL')),
+        logBodies: boolFromEnv('LOG_BODIES', env.LOG_BODIES) ?? file.logBodies ?? false,
+        corsOrigins,
+        upstreamTimeoutMs: intFromEnv('UPSTREAM_TIMEOUT_MS', env.UPSTREAM_TIMEOUT_MS, 1, 86_400_000) ??
+            file.upstreamTimeoutMs ??
+            DEFAULTS.upstreamTimeoutMs,
+        shutdownTimeoutMs: intFromEnv('SHUTDOWN_TIMEOUT_MS', env.SHUTDOWN_TIMEOUT_MS, 0, 3_600_000) ??
+            file.shutdownTimeoutMs ??
+            DEFAULTS.shutdownTimeoutMs,
+        maxBodyBytes: Math.floor(maxBodyMb * 1024 * 1024),
+        prices: file.prices ?? {},
+        defaults: file.defaults ?? {},
+        proxyKey: proxyKeyOf(pick('PROXY_KEY')),
+        statusPage: statusPageOf(env.STATUS_PAGE) ?? file.statusPage ?? 'keyed',
+    };
+}
+//# sourceMappingURL=load.js.map

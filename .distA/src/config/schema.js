@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { DefaultsSchema } from '../policy/schema.js';
+import { UpstreamKeyListSchema } from '../upstream/poolConfig.js';
+import { ModelPriceSchema } from '../usage/pricing.js';
+/** config.json as a user writes it. Keys starting with "_" are comments and ignored. */
+export const ConfigFileSchema = z
+    .object({
+    OPENAI_API_KEY: z.string().min(1).optional(),
+    /** Several upstream keys to spread requests over (each with optional label, organization, project). */
+    upstreamKeys: UpstreamKeyListSchema.optional(),
+    OPENAI_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+    PORT: z.number().int().min(0).max(65535).optional(),
+    HOST: z.string().min(1).optional(),
+    KEYS_FILE: z.string().min(1).optional(),
+    USAGE_DB: z.string().min(1).optional(),
+    ACCESS_LOG: z.string().min(1).optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+    logBodies: z.boolean().optional(),
+    corsOrigins: z.union([z.literal('*'), z.array(z.string().min(1))]).optional(),
+    upstreamTimeoutMs: z.number().int().positive().optional(),
+    shutdownTimeoutMs: z.number().int().nonnegative().optional(),
+    maxBodyMb: z.number().positive().max(1024).optional(),
+    prices: z.record(z.string().min(1), ModelPriceSchema).optional(),
+    /** Policy for every key; keys.json entries override it field by field. */
+    defaults: DefaultsSchema.optional(),
+    /** One shared proxy key named "shared", for the simplest deployment. */
+    PROXY_KEY: z.string().min(16, 'PROXY_KEY must be at least 16 characters').optional(),
+    /** GET /: public, keyed (any valid proxy key) or off. */
+    statusPage: z.enum(['public', 'keyed', 'off']).optional(),
+})
+    .strict();
+export const DEFAULTS = {
+    OPENAI_BASE_URL: 'https://api.openai.com',
+    PORT: 8080,
+    HOST: '127.0.0.1',
+    KEYS_FILE: 'keys.json',
+    USAGE_DB: 'usage.sqlite',
+    ACCESS_LOG: 'access.log',
+    LOG_LEVEL: 'info',
+    upstreamTimeoutMs: 600_000,
+    shutdownTimeoutMs: 30_000,
+    maxBodyMb: 50,
+};
+//# sourceMappingURL=schema.js.map

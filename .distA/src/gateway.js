@@ -1,0 +1,108 @@
+import { authenticate } from './auth/authenticate.js';
+import { sendError } from './http/errors.js';
+import { openContext } from './http/requestContext.js';
+import { admit, authorizeEndpoint, authorizeModel } from './policy/authorize.js';
+import { withinDeclaredLimit } from './proxy/bodyLimit.js';
+import { topLevelKeyCount } from './usage/jsonFields.js';
+import { mustReadJson, mustReadMultipart, readAndShape, readMultipartFields } from './proxy/shapeRequest.js';
+/** Endpoints whose POST names a model (in the JSON body, or a multipart field). */
+const TAKES_MODEL = new Set([
+    'chat.completions', 'completions', 'responses', 'embeddings', 'moderations', 'images.generations',
+    'images.edits', 'images.variations', 'audio.transcriptions', 'audio.translations', 'audio.speech',
+]);
+/**
+ * For a key with limits, the body must be readable before anything is forwarded (a compressed one
+ * cannot be checked or estimated); for a key with a model list, the model must also be plain to see:
+ * a body Keyward cannot read (another content type, broken JSON), no model, or two model fields
+ * would let the upstream pick a model the list does not allow. Fails closed, with a 400.
+ */
+function modelIsKnown(ctx, req, res) {
+    const policy = ctx.principal.policy;
+    if (!hasLimits(policy) || ctx.method !== 'POST' || !TAKES_MODEL.has(ctx.endpoint))
+        return true;
+    // A compressed body cannot be read for the model or the estimate: refused for any key with limits.
+    const encoded = req.headers['content-encoding'] !== undefined && req.headers['content-encoding'] !== 'identity';
+    if (!policy.models && !encoded)
+        return true;
+    // JSON.parse keeps the last of two "model" keys; another parser may keep the first.
+    if (ctx.bodyJson !== undefined && ctx.body && topLevelKeyCount(ctx.body, 'model') > 1)
+        ctx.modelConflict = true;
+    if (!encoded && ctx.requestModel !== undefined && !ctx.modelConflict)
+        return true;
+    sendError(res, 400, encoded
+        ? 'This key has limits: send the request body uncompressed so its model and size can be checked.'
+        : ctx.modelConflict
+            ? 'The request names more than one model.'
+            : 'This key has a model list: send a JSON (or multipart) body that names its "model".', 'invalid_request_error', 'model_required', 'model');
+    return false;
+}
+/** Whether admission needs the parsed body (model and size for estimates, model for the list). */
+function hasLimits(p) {
+    return p.models !== undefined || p.rpm !== undefined || p.tpm !== undefined ||
+        p.budget.daily !== undefined || p.budget.monthly !== undefined || p.budget.total !== undefined;
+}
+/** /v1/models however it is spelled (/v1/models/, /v1//models): the list, not one model. */
+const isModelList = (path) => path.split('/').filter(Boolean).join('/') === 'v1/models';
+/**
+ * The path of every /v1/ request, in order:
+ *   context → CORS → authenticate → endpoint family → body limit → read/shape the body if needed
+ *   → model → rate limit and budget → forward.
+ * Plain functions on node:http's request and response rather than Express middleware: this path
+ * runs for every token anyone buys, and Express's router cost more than all of it together.
+ */
+export function createGateway(parts) {
+    const { config, keys, hooks, engine, forward, log } = parts;
+    const max = config.maxBodyBytes;
+    const failed = (ctx, res) => (err) => {
+        log.error({ err, request_id: ctx.id }, 'request failed inside Keyward');
+        sendError(res, 500, 'Keyward failed to handle this request.', 'server_error', 'internal_error');
+    };
+    const afterBody = (ctx, req, res) => {
+        if (!modelIsKnown(ctx, req, res))
+            return;
+        if (!authorizeModel(ctx, res))
+            return;
+        if (!admit(engine, ctx, Number(req.headers['content-length'] ?? 0), res))
+            return;
+        const models = ctx.principal.policy.models;
+        if (models && ctx.method === 'GET' && isModelList(ctx.path))
+            ctx.modelFilter = models.allows;
+        forward(ctx, req, res);
+    };
+    const proceed = (ctx, req, res) => {
+        if (!authenticate(keys, ctx, req, res))
+            return;
+        if (!authorizeEndpoint(ctx, res))
+            return;
+        if (!withinDeclaredLimit(req, res, max))
+            return;
+        const restricted = ctx.principal.policy.models !== undefined;
+        const read = mustReadJson(ctx, req, restricted)
+            ? readAndShape(ctx, req, res, max, config.logBodies || hasLimits(ctx.principal.policy))
+            : mustReadMultipart(req, restricted)
+                ? readMultipartFields(ctx, req, res, max)
+                : undefined;
+        if (!read)
+            return afterBody(ctx, req, res);
+        read.then((ok) => ok && afterBody(ctx, req, res)).catch(failed(ctx, res));
+    };
+    const guarded = (ctx, req, res) => {
+        try {
+            proceed(ctx, req, res);
+        }
+        catch (err) {
+            failed(ctx, res)(err); // one bad request must never take the process (and everyone's streams) down
+        }
+    };
+    return (req, res) => {
+        const ctx = openContext(req, res, hooks);
+        if (config.logBodies)
+            ctx.keepResponseJson = true;
+        // CORS concerns browsers only, and browsers always send Origin: SDKs and servers skip it.
+        if (req.headers.origin !== undefined || req.method === 'OPTIONS')
+            parts.cors(req, res, () => guarded(ctx, req, res));
+        else
+            guarded(ctx, req, res);
+    };
+}
+//# sourceMappingURL=gateway.js.map

@@ -1,0 +1,64 @@
+/** Output reserved for a request that sets no max_tokens / max_output_tokens. */
+export const DEFAULT_OUTPUT_RESERVE = 4096;
+/** Input tokens counted for each image or audio payload in a JSON body (base64 is not text). */
+const MEDIA_TOKENS = 1500;
+/** Reserved for a request whose cost cannot be estimated from tokens (audio by the second, …). */
+export const FALLBACK_RESERVE_NANO = 10_000_000; // 0.01 USD
+/** Reserved for, and charged to, each Realtime session (its tokens are not read yet). */
+export const REALTIME_SESSION_RESERVE_NANO = 100_000_000; // 0.10 USD
+const BASE64ISH = /^(data:[^,]*;base64,|[A-Za-z0-9+/=_-]{200,}$)/;
+/**
+ * Input tokens, erring high: text at 3 characters a token (OpenAI's English average is about 4),
+ * each media payload a fixed amount.
+ */
+function inputTokens(value) {
+    if (typeof value === 'string')
+        return BASE64ISH.test(value) ? MEDIA_TOKENS : Math.ceil(value.length / 3);
+    if (Array.isArray(value))
+        return value.reduce((n, v) => n + inputTokens(v), 0);
+    if (value && typeof value === 'object') {
+        let n = 0;
+        for (const key in value)
+            n += inputTokens(value[key]) + 1;
+        return n;
+    }
+    return 0;
+}
+function outputTokens(body) {
+    const choices = typeof body.n === 'number' && body.n > 1 ? body.n : 1;
+    for (const name of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
+        const v = body[name];
+        if (typeof v === 'number' && v >= 0)
+            return v * choices;
+    }
+    return DEFAULT_OUTPUT_RESERVE * choices;
+}
+/**
+ * What a request will probably use, for rate limits and budget reservations, before it is sent.
+ * Bodies Keyward did not read (streamed uploads) count their declared length.
+ */
+export function estimateRequest(ctx, declaredBytes, pricing) {
+    const body = ctx.bodyJson;
+    const endpointHasOutput = ctx.endpoint !== 'embeddings' && ctx.endpoint !== 'moderations';
+    let input;
+    let output;
+    if (body && typeof body === 'object' && !Array.isArray(body)) {
+        const b = body;
+        input = inputTokens(b.messages ?? b.input ?? b.prompt ?? b);
+        output = endpointHasOutput ? outputTokens(b) : 0;
+    }
+    else {
+        input = Math.ceil(declaredBytes / 3);
+        output = endpointHasOutput && ctx.method === 'POST' ? DEFAULT_OUTPUT_RESERVE : 0;
+    }
+    // A Realtime session (a WebSocket GET) is not metered by token yet: it holds a flat reservation,
+    // charged when it ends, so that budgets bound the number of sessions.
+    if (ctx.path === '/v1/realtime')
+        return { tokens: 0, costNano: REALTIME_SESSION_RESERVE_NANO };
+    if (ctx.method !== 'POST')
+        return { tokens: 0, costNano: 0 };
+    const model = ctx.requestModel;
+    const cost = model ? pricing.costNanoUsd(model, { input_tokens: input, output_tokens: output }) : null;
+    return { tokens: input + output, costNano: cost ?? FALLBACK_RESERVE_NANO };
+}
+//# sourceMappingURL=estimate.js.map

@@ -1,0 +1,74 @@
+/**
+ * Every path under /v1/ belongs to one endpoint family. Keys may use the inference families by
+ * default; anything that reads or changes the account (files, batches, fine-tuning, the admin API …)
+ * must be granted by name.
+ */
+/** What a key may use when its policy names no endpoints. */
+export const INFERENCE_FAMILIES = ['chat', 'responses', 'completions', 'embeddings', 'images', 'audio', 'moderations', 'models'];
+export const FAMILIES = [
+    ...INFERENCE_FAMILIES,
+    'realtime',
+    'stored_completions',
+    'conversations',
+    'files',
+    'uploads',
+    'batches',
+    'vector_stores',
+    'assistants',
+    'fine_tuning',
+    'evals',
+    'containers',
+    'videos',
+    'organization',
+    'other',
+];
+/** First path segment after /v1/ → family; the exceptions below are decided by method and depth. */
+const BY_SEGMENT = {
+    chat: 'chat',
+    responses: 'responses',
+    completions: 'completions',
+    embeddings: 'embeddings',
+    images: 'images',
+    audio: 'audio',
+    moderations: 'moderations',
+    models: 'models',
+    realtime: 'realtime',
+    conversations: 'conversations',
+    files: 'files',
+    uploads: 'uploads',
+    batches: 'batches',
+    vector_stores: 'vector_stores',
+    assistants: 'assistants',
+    threads: 'assistants',
+    fine_tuning: 'fine_tuning',
+    fine_tunes: 'fine_tuning',
+    evals: 'evals',
+    containers: 'containers',
+    videos: 'videos',
+    organization: 'organization',
+};
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+/**
+ * `path` is the URL path (no query). Creating a chat completion is `chat`; listing, reading,
+ * changing or deleting stored completions (everyone's, project-wide) is `stored_completions`.
+ * Deleting a model deletes a fine-tuned model of the account: `fine_tuning`, not `models`.
+ */
+export function familyOf(method, path) {
+    const parts = path.split('/').filter(Boolean);
+    if (parts[0] !== 'v1' || parts.length < 2)
+        return 'other';
+    // Dot segments (plain or percent-encoded) are forwarded as sent, and an upstream that resolves them
+    // would serve another family's path (/v1/embeddings/../files): such a path has no known family.
+    if (parts.some((p) => DOT_SEGMENT.test(p)))
+        return 'other';
+    // Own properties only: /v1/constructor or /v1/__proto__ must not find Object.prototype's members.
+    const family = Object.hasOwn(BY_SEGMENT, parts[1]) ? BY_SEGMENT[parts[1]] : 'other';
+    if (family === 'chat') {
+        const create = method === 'POST' && parts.length === 3 && parts[2] === 'completions';
+        return create ? 'chat' : parts[2] === 'completions' ? 'stored_completions' : 'other';
+    }
+    if (family === 'models' && method === 'DELETE')
+        return 'fine_tuning';
+    return family;
+}
+//# sourceMappingURL=families.js.map

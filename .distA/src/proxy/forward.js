@@ -1,0 +1,230 @@
+import { PassThrough } from 'node:stream';
+import { Pool } from 'undici';
+import { sendError } from '../http/errors.js';
+import { UpstreamPool } from '../upstream/pool.js';
+import { decoded } from '../usage/compressedTap.js';
+import { tooLarge } from './bodyLimit.js';
+import { readableAcceptEncoding, upstreamRequestHeaders } from './headers.js';
+import { sniffMultipart } from './multipartFields.js';
+import { errorCodeOf, relayReadAnswer, relayResponse } from './relay.js';
+import { upstreamPath } from './upstreamPath.js';
+const MULTIPART_ENDPOINTS = new Set(['audio.transcriptions', 'audio.translations', 'images.edits', 'images.variations']);
+/** A 429 or 401 body is read whole to learn OpenAI's error code; no real one comes near this. */
+const MAX_ERROR_BODY = 256 * 1024;
+/**
+ * Sends the request upstream over pooled keep-alive connections, with a key from the upstream pool,
+ * and hands the answer to relayResponse. A 429 or 401 is tried again on another key while nothing
+ * has reached the client and the body can be sent again (it was read, or there is none).
+ * undici's dispatcher rather than node:http's client: on this path every microsecond is paid on
+ * every request, and undici measured about half the CPU per request of http.request (bench/).
+ */
+export function createForwarder(opts) {
+    const dispatcher = new Pool(opts.baseUrl.origin, {
+        // No cap: a cap would queue the requests beyond it (long streams hold their connection).
+        connections: null,
+        headersTimeout: opts.timeoutMs,
+        bodyTimeout: opts.timeoutMs,
+        keepAliveTimeout: 30_000,
+    });
+    const forward = (ctx, req, res) => {
+        if (res.destroyed)
+            return;
+        ctx.forwarded = true;
+        new Attempt(opts, dispatcher, ctx, req, res, new Set()).send();
+    };
+    // Called once every request is done or cut: nothing left to wait for, so no close() that could hang.
+    return { forward, close: () => dispatcher.destroy() };
+}
+/** One try of a request on one upstream key: the undici handler for its answer. */
+class Attempt {
+    opts;
+    dispatcher;
+    ctx;
+    req;
+    res;
+    tried;
+    key;
+    sink;
+    /** A 429 / 401 answer being read to decide on a retry. */
+    held;
+    /** The client has its answer and the upstream request was dropped on purpose. */
+    answered = false;
+    constructor(opts, dispatcher, ctx, req, res, tried) {
+        this.opts = opts;
+        this.dispatcher = dispatcher;
+        this.ctx = ctx;
+        this.req = req;
+        this.res = res;
+        this.tried = tried;
+        // Never undefined on the first attempt; later attempts are only made when hasUsable() said so.
+        this.key = (opts.pool.pick(tried) ?? opts.pool.fallback(tried));
+        tried.add(this.key.id);
+        ctx.upstreamKeyId = this.key.id;
+    }
+    send() {
+        const { ctx, req } = this;
+        const extra = { ...this.key.headers };
+        // A reshaped answer (stream usage withheld, model list filtered) must come uncompressed; any
+        // other may be compressed only in a coding the tap can read.
+        const encoding = ctx.withholdUsage || ctx.modelFilter ? 'identity' : readableAcceptEncoding(req.headers['accept-encoding']);
+        if (encoding !== undefined)
+            extra['accept-encoding'] = encoding;
+        // undici frames the body itself (Content-Length, or chunked for a stream of unknown length),
+        // whatever the method, so a GET body can never spill into the next request on the connection.
+        const body = ctx.body ?? (hasBody(req) ? this.streamedBody() : null);
+        this.dispatcher.dispatch({
+            origin: this.opts.baseUrl.origin,
+            method: req.method ?? 'GET',
+            path: upstreamPath(this.opts.baseUrl, (req.url ?? '/').slice(3)), // after "/v1"
+            headers: upstreamRequestHeaders(req.headers, extra, ctx.body !== undefined),
+            body,
+        }, this);
+    }
+    /**
+     * The client's body, streamed on while a copy is read on the side: its size (for the limit) and
+     * multipart fields. Through a PassThrough so that undici, which destroys a body it gives up on,
+     * never destroys the client's request (that would cut the connection before Keyward's answer).
+     */
+    streamedBody() {
+        const { ctx, req, res } = this;
+        const max = this.opts.maxBodyBytes;
+        const body = new PassThrough();
+        const sniffer = MULTIPART_ENDPOINTS.has(ctx.endpoint)
+            ? sniffMultipart(req.headers, (name, value) => {
+                if (name === 'model')
+                    ctx.requestModel = value;
+                else if (name === 'stream')
+                    ctx.stream = value === 'true';
+            })
+            : undefined;
+        const onData = (chunk) => {
+            ctx.bytesIn += chunk.length;
+            if (ctx.bytesIn <= max)
+                return void sniffer?.write(chunk);
+            req.off('data', onData);
+            req.unpipe(body);
+            req.resume(); // drain the rest; the answer is 413 either way
+            if (!res.headersSent)
+                tooLarge(res, max);
+            ctx.status = 413;
+            ctx.outcome = 'upstream_error';
+            ctx.error = 'request body over the limit';
+            ctx.abortUpstream?.();
+        };
+        req.on('data', onData);
+        if (sniffer)
+            req.once('end', () => sniffer.end());
+        req.pipe(body);
+        return body;
+    }
+    onRequestStart(controller) {
+        const gone = () => controller.abort(new Error('the client went away'));
+        // Waited for a connection while the client left: its 'close' found nothing to abort yet.
+        if (this.res.destroyed)
+            return gone();
+        this.ctx.abortUpstream = gone;
+    }
+    onResponseStart(controller, status, headers) {
+        if (status < 200)
+            return; // 1xx: informational, the real answer follows
+        const answer = { status, headers };
+        const { pool } = this.opts;
+        if (pool.shouldRetry(status)) {
+            this.held = { answer, chunks: [], size: 0 };
+            return;
+        }
+        pool.report(this.key, { status });
+        this.sink = relayResponse(this.ctx, answer, this.res, controller);
+    }
+    onResponseData(controller, chunk) {
+        if (this.sink)
+            return this.sink.data(chunk);
+        if (!this.held)
+            return; // answered already (an oversized 401)
+        const held = this.held;
+        held.chunks.push(chunk);
+        held.size += chunk.length;
+        if (held.size > MAX_ERROR_BODY)
+            this.giveUpReading(controller);
+    }
+    onResponseEnd() {
+        if (this.sink)
+            return this.sink.end();
+        if (!this.held)
+            return;
+        const { answer, chunks, size } = this.held;
+        this.held = undefined;
+        this.decide(answer, Buffer.concat(chunks, size));
+    }
+    /**
+     * A 429 or 401 too long to read for its code (not OpenAI's own): the key is reported all the same.
+     * A 429 is then relayed as it is; a 401 is answered 502 as always (its body may echo the key).
+     */
+    giveUpReading(controller) {
+        const { answer, chunks } = this.held;
+        this.held = undefined;
+        this.opts.pool.report(this.key, { status: answer.status, code: null, retryAfterMs: UpstreamPool.retryAfterMs(answer.headers) });
+        if (answer.status === 401) {
+            this.answered = true;
+            relayReadAnswer(this.ctx, answer, Buffer.alloc(0), this.res);
+            return controller.abort(new Error('refused, answered'));
+        }
+        this.sink = relayResponse(this.ctx, answer, this.res, controller);
+        for (const chunk of chunks)
+            this.sink.data(chunk);
+    }
+    onResponseError(_controller, err) {
+        const { ctx } = this;
+        if (this.answered)
+            return;
+        const code = err.code;
+        if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT')
+            ctx.timedOut = true;
+        if (this.sink) {
+            this.sink.broken(ctx.timedOut ? 'upstream timeout mid-response' : `upstream failed mid-response: ${reasonOf(err)}`);
+            return;
+        }
+        upstreamFailed(ctx, err, this.res, this.opts.timeoutMs);
+    }
+    /** A 429 or 401, read whole: try the next upstream key, or pass the answer on. */
+    decide(answer, raw) {
+        const { ctx, req, res, opts } = this;
+        const encoding = answer.headers['content-encoding'];
+        const body = decoded(raw, typeof encoding === 'string' ? encoding : undefined);
+        if (body !== raw)
+            delete answer.headers['content-encoding']; // relayed decoded, with its new length
+        opts.pool.report(this.key, { status: answer.status, code: errorCodeOf(body) ?? null, retryAfterMs: UpstreamPool.retryAfterMs(answer.headers) });
+        const replayable = ctx.body !== undefined || !hasBody(req);
+        const maxAttempts = Math.min(opts.maxAttempts ?? 3, opts.pool.size);
+        if (replayable && this.tried.size < maxAttempts && !res.destroyed && opts.pool.hasUsable(this.tried)) {
+            ctx.retries = (ctx.retries ?? 0) + 1;
+            return new Attempt(opts, this.dispatcher, ctx, req, res, this.tried).send();
+        }
+        relayReadAnswer(ctx, answer, body, res);
+    }
+}
+/** Whether the client sends a body (one not read yet cannot be sent twice). */
+function hasBody(req) {
+    const length = req.headers['content-length'];
+    return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+/** A network error's code (ECONNREFUSED …) or, failing that, its message. */
+function reasonOf(err) {
+    return err.code ?? err.message;
+}
+function upstreamFailed(ctx, err, res, timeoutMs) {
+    if (res.writableEnded || res.destroyed)
+        return; // the client left first, or the answer was already given
+    ctx.outcome = 'upstream_error';
+    if (ctx.timedOut) {
+        ctx.status = 504;
+        ctx.error = 'upstream timeout';
+        sendError(res, 504, `The upstream API did not answer within ${timeoutMs / 1000} s.`, 'upstream_error', 'upstream_timeout');
+        return;
+    }
+    const code = err.code;
+    ctx.status = 502;
+    ctx.error = `upstream unreachable: ${reasonOf(err)}`;
+    sendError(res, 502, `Keyward could not reach the upstream API (${code ?? 'connection failed'}).`, 'upstream_error', 'upstream_unreachable');
+}
+//# sourceMappingURL=forward.js.map

@@ -1,0 +1,38 @@
+import busboy from 'busboy';
+const WANTED = new Set(['model', 'stream', 'response_format']);
+/**
+ * Reads the small form fields (model, stream) of a multipart upload from a copy of its bytes while
+ * the upload itself streams to the upstream untouched. File parts are skipped, never kept.
+ */
+export function sniffMultipart(headers, onField, onDone) {
+    let parser;
+    try {
+        parser = busboy({ headers, limits: { fieldSize: 64 * 1024 } });
+    }
+    catch {
+        return undefined; // not multipart, or no boundary: nothing to read
+    }
+    let failed = false;
+    parser.on('field', (name, value) => {
+        if (WANTED.has(name))
+            onField(name, value);
+    });
+    parser.on('file', (_name, file) => file.resume());
+    parser.on('error', () => {
+        failed = true; // a malformed upload is the upstream's to reject; the sniffer just stops
+        onDone?.();
+    });
+    if (onDone)
+        parser.on('close', onDone);
+    return {
+        write(chunk) {
+            if (!failed)
+                parser.write(chunk);
+        },
+        end() {
+            if (!failed)
+                parser.end();
+        },
+    };
+}
+//# sourceMappingURL=multipartFields.js.map

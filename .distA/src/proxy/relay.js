@@ -1,0 +1,198 @@
+import { elapsedMs } from '../http/context.js';
+import { sendError } from '../http/errors.js';
+import { CompressedTap } from '../usage/compressedTap.js';
+import { JsonTap, SseTap, nullTap } from '../usage/taps.js';
+import { responseHeaders } from './headers.js';
+import { UsageChunkFilter } from './usageChunkFilter.js';
+/** Largest response body the JSON tap keeps a copy of (image b64 answers can be tens of MB). */
+const TAP_MAX_BYTES = 64 * 1024 * 1024;
+function chooseTap(ctx, answer) {
+    if (ctx.method !== 'POST')
+        return nullTap; // lists and retrievals (stored completions …) bill nothing
+    const type = String(answer.headers['content-type'] ?? '').toLowerCase();
+    const tap = type.startsWith('text/event-stream')
+        ? new SseTap(ctx.endpoint)
+        : type.includes('json') && ctx.endpoint !== 'other' // files, batches …: no usage to read
+            ? new JsonTap(ctx.endpoint, TAP_MAX_BYTES, ctx.keepResponseJson === true)
+            : nullTap;
+    const encoding = answer.headers['content-encoding'];
+    if (tap === nullTap || encoding === undefined || encoding === 'identity')
+        return tap;
+    return CompressedTap.wrap(tap, String(encoding), TAP_MAX_BYTES) ?? nullTap;
+}
+/** Notes what every upstream answer tells the meter: status, time to first byte, OpenAI's id. */
+function noteAnswer(ctx, answer) {
+    ctx.status = answer.status;
+    ctx.ttfbMs ??= elapsedMs(ctx);
+    const upstreamId = answer.headers['x-request-id'];
+    if (typeof upstreamId === 'string')
+        ctx.upstreamRequestId = upstreamId;
+}
+/** The upstream's headers as the client gets them, with Keyward's request id (and OpenAI's, or ours). */
+function answerHeaders(ctx, answer) {
+    const headers = responseHeaders(answer.headers);
+    headers['x-request-id'] ??= ctx.id;
+    headers['x-keyward-request-id'] = ctx.id;
+    return headers;
+}
+/**
+ * Sends the upstream answer to the client as it arrives, chunk by chunk, byte for byte, while a tap
+ * reads a copy for usage. Only a stream whose usage Keyward asked for on the client's behalf is
+ * reshaped (the extra usage chunk withheld), event by event.
+ */
+export function relayResponse(ctx, answer, res, valve) {
+    noteAnswer(ctx, answer);
+    if (ctx.modelFilter && answer.status === 200)
+        return new FilteredModelList(ctx, answer, res, ctx.modelFilter);
+    const tap = chooseTap(ctx, answer);
+    const headers = answerHeaders(ctx, answer);
+    const reshape = ctx.withholdUsage && answer.status === 200 && tap instanceof SseTap;
+    if (reshape)
+        delete headers['content-length'];
+    if (!res.destroyed)
+        res.writeHead(answer.status, headers);
+    return new Relay(ctx, res, tap, valve, reshape ? new UsageChunkFilter() : undefined);
+}
+class Relay {
+    ctx;
+    res;
+    tap;
+    valve;
+    filter;
+    waiting = false;
+    drained = () => {
+        this.waiting = false;
+        this.valve.resume();
+    };
+    constructor(ctx, res, tap, valve, filter) {
+        this.ctx = ctx;
+        this.res = res;
+        this.tap = tap;
+        this.valve = valve;
+        this.filter = filter;
+        let tapDone = false;
+        ctx.finishTap = () => {
+            if (tapDone)
+                return;
+            tapDone = true;
+            const found = tap.end();
+            if (found.model)
+                ctx.responseModel = found.model;
+            if (found.usage)
+                ctx.usage = { ...ctx.usage, ...found.usage };
+            if (found.json !== undefined)
+                ctx.responseJson = found.json;
+        };
+    }
+    data(chunk) {
+        this.ctx.bytesOut += chunk.length;
+        this.tap.push(chunk);
+        const out = this.filter ? this.filter.push(chunk) : chunk;
+        if (out === undefined || this.res.destroyed)
+            return;
+        // The client reads slower than the upstream sends: stop reading upstream until it catches up.
+        if (!this.res.write(out) && !this.waiting) {
+            this.waiting = true;
+            this.valve.pause();
+            this.res.once('drain', this.drained);
+        }
+    }
+    end() {
+        // The tap is read before the client's response ends, so the row sees the usage.
+        this.ctx.finishTap();
+        const rest = this.filter?.end();
+        if (rest)
+            this.res.end(rest);
+        else
+            this.res.end();
+    }
+    broken(reason) {
+        const { ctx, res } = this;
+        ctx.outcome ??= res.destroyed ? 'client_aborted' : 'stream_broken';
+        ctx.error ??= reason;
+        ctx.finishTap();
+        // Cut the client's response too: a clean end would pass a truncated answer off as complete.
+        res.destroy();
+    }
+}
+/**
+ * An answer the forwarder had to read whole first (a 429 or 401 it considered retrying on another
+ * upstream key) goes to the client now. OpenAI's 401 means the gateway's own key was refused, and its
+ * message echoes part of that key: the client gets a 502 that says so, with nothing of the key in it.
+ */
+export function relayReadAnswer(ctx, answer, body, res) {
+    noteAnswer(ctx, answer);
+    ctx.bytesOut += body.length;
+    ctx.outcome = 'upstream_error';
+    if (res.destroyed)
+        return;
+    if (answer.status === 401) {
+        const code = errorCodeOf(body) ?? 'unknown';
+        ctx.status = 502;
+        ctx.error = `upstream refused the gateway's key (401 ${code})`;
+        return sendError(res, 502, `OpenAI refused this gateway's upstream key (401, ${code}). This is a Keyward configuration problem: ask the operator to check OPENAI_API_KEY.`, 'upstream_error', 'upstream_auth_failed', null, { 'x-keyward-request-id': ctx.id, 'x-request-id': ctx.upstreamRequestId ?? ctx.id });
+    }
+    const headers = answerHeaders(ctx, answer);
+    headers['content-length'] = body.length;
+    res.writeHead(answer.status, headers);
+    res.end(body);
+}
+/** The `error.code` of an OpenAI error body, if it is one. */
+export function errorCodeOf(body) {
+    try {
+        const code = JSON.parse(body.toString('utf8')).error?.code;
+        return typeof code === 'string' ? code : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** GET /v1/models for a key with a model list: the list shows only what the key may use. */
+class FilteredModelList {
+    ctx;
+    answer;
+    res;
+    allows;
+    tap;
+    constructor(ctx, answer, res, allows) {
+        this.ctx = ctx;
+        this.answer = answer;
+        this.res = res;
+        this.allows = allows;
+        this.tap = new JsonTap(ctx.endpoint, TAP_MAX_BYTES, true);
+    }
+    data(chunk) {
+        this.ctx.bytesOut += chunk.length;
+        this.tap.push(chunk);
+    }
+    end() {
+        const { ctx, res } = this;
+        const list = this.tap.end().json;
+        if (!list || !Array.isArray(list.data)) {
+            ctx.outcome = 'upstream_error';
+            ctx.status = 502;
+            ctx.error = 'unreadable model list';
+            return sendError(res, 502, 'The upstream model list could not be read.', 'upstream_error', 'upstream_bad_response');
+        }
+        list.data = list.data.filter((m) => m !== null && typeof m === 'object' && typeof m.id === 'string' && this.allows(m.id));
+        const body = JSON.stringify(list);
+        const headers = answerHeaders(ctx, this.answer);
+        delete headers['content-encoding'];
+        headers['content-length'] = Buffer.byteLength(body);
+        if (res.destroyed)
+            return;
+        res.writeHead(200, headers);
+        res.end(body);
+    }
+    broken(reason) {
+        this.ctx.outcome ??= this.res.destroyed ? 'client_aborted' : 'stream_broken';
+        this.ctx.error ??= reason;
+        if (!this.res.headersSent && !this.res.destroyed) {
+            this.ctx.status = 502;
+            sendError(this.res, 502, 'The upstream model list broke off.', 'upstream_error', 'upstream_bad_response');
+        }
+        else
+            this.res.destroy();
+    }
+}
+//# sourceMappingURL=relay.js.map

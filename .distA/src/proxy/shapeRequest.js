@@ -1,0 +1,132 @@
+import { tooLarge } from './bodyLimit.js';
+import { sniffMultipart } from './multipartFields.js';
+import { BodyTooLarge, readBody } from './readBody.js';
+/**
+ * JSON bodies Keyward must read before forwarding: to learn `model` and `stream`, and to add
+ * stream_options.include_usage. Others (embeddings, files, multipart audio …) stream straight through
+ * unread: their answer names the model, and a 20 MB embeddings body is never materialised.
+ */
+const READ_JSON = new Set([
+    'chat.completions',
+    'completions',
+    'responses',
+    'audio.speech',
+    'images.generations',
+]);
+/** Only these two accept stream_options; OpenAI answers 400 to it anywhere else. */
+const INJECT_USAGE = new Set(['chat.completions', 'completions']);
+function isJson(contentType) {
+    return contentType !== undefined && /^application\/([\w.+-]*\+)?json/i.test(contentType);
+}
+/** Applies what Keyward needs from a parsed body; returns true when the body was changed. */
+export function shapeBody(ctx, body) {
+    if (typeof body.model === 'string')
+        ctx.requestModel = body.model;
+    else if (body.model !== undefined)
+        ctx.modelConflict = true; // a model that is not a string cannot be checked
+    if (ctx.endpoint === 'audio.speech') {
+        ctx.stream = body.stream_format === 'sse';
+        if (typeof body.input === 'string')
+            ctx.inputCharacters = [...body.input].length;
+        return false;
+    }
+    ctx.stream = body.stream === true;
+    if (!ctx.stream || !INJECT_USAGE.has(ctx.endpoint))
+        return false;
+    const options = body.stream_options;
+    if (options && typeof options === 'object' && options.include_usage === true)
+        return false;
+    body.stream_options = { ...(options && typeof options === 'object' ? options : {}), include_usage: true };
+    ctx.withholdUsage = true;
+    return true;
+}
+/**
+ * Whether the JSON body must be read before forwarding: the endpoints in READ_JSON, and any JSON
+ * body when the key's models are restricted (the model must be checked before a byte goes out).
+ */
+export function mustReadJson(ctx, req, modelsRestricted) {
+    return req.method === 'POST' && (READ_JSON.has(ctx.endpoint) || modelsRestricted) && isJson(req.headers['content-type']);
+}
+/** Reads the whole body into ctx.body, or answers 413 and returns undefined. */
+async function readWhole(ctx, req, res, maxBytes) {
+    try {
+        ctx.body = await readBody(req, maxBytes);
+    }
+    catch (err) {
+        if (err instanceof BodyTooLarge)
+            return void tooLarge(res, maxBytes);
+        throw err;
+    }
+    ctx.bytesIn = ctx.body.length;
+    return ctx.body;
+}
+/** A multipart upload whose model must be known before forwarding (restricted models only). */
+export function mustReadMultipart(req, modelsRestricted) {
+    return modelsRestricted && req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
+}
+/** Reads a whole multipart upload to learn its model field before it is forwarded. */
+export async function readMultipartFields(ctx, req, res, maxBytes) {
+    const raw = await readWhole(ctx, req, res, maxBytes);
+    if (!raw)
+        return false;
+    await new Promise((done) => {
+        const sniffer = sniffMultipart(req.headers, (name, value) => {
+            if (name === 'model') {
+                if (ctx.requestModel !== undefined && ctx.requestModel !== value)
+                    ctx.modelConflict = true;
+                ctx.requestModel = value;
+            }
+            else if (name === 'stream')
+                ctx.stream = value === 'true';
+        }, done);
+        if (!sniffer)
+            return done();
+        sniffer.write(raw);
+        sniffer.end();
+    });
+    return true;
+}
+/**
+ * Reads the JSON body, notes model and stream, and rewrites it if usage must be asked for.
+ * Answers 413 itself and returns false when the body is over the limit.
+ */
+export async function readAndShape(ctx, req, res, maxBytes, needParsed) {
+    const raw = await readWhole(ctx, req, res, maxBytes);
+    if (!raw)
+        return false;
+    // Nothing to learn from a body that does not stream, when its answer names the model and no
+    // policy or log needs the body: skip the parse (it is on every chat request).
+    // (A key written with a \u escape could spell "stream" in other bytes: such a body is parsed.)
+    if (!needParsed && ANSWER_NAMES_MODEL.has(ctx.endpoint) && raw.indexOf('"stream"') === -1 && raw.indexOf('\\u') === -1) {
+        return true;
+    }
+    let body;
+    try {
+        body = JSON.parse(raw.toString('utf8'));
+    }
+    catch {
+        return true; // forwarded as sent: OpenAI's own 400 explains the JSON error best
+    }
+    if (!body || typeof body !== 'object' || Array.isArray(body))
+        return true;
+    ctx.bodyJson = body;
+    const hadStreamOptions = 'stream_options' in body;
+    if (shapeBody(ctx, body))
+        ctx.body = withIncludeUsage(raw, body, hadStreamOptions);
+    return true;
+}
+/** Endpoints whose answers (JSON or stream) carry the model, so the request's need not be read. */
+const ANSWER_NAMES_MODEL = new Set(['chat.completions', 'completions', 'responses']);
+/**
+ * The body with stream_options.include_usage set. Where the client sent no stream_options at all,
+ * the field is inserted into the original text, so every other byte (numbers too large for a
+ * double, key order, spacing) reaches OpenAI as the client wrote it.
+ */
+function withIncludeUsage(raw, parsed, hadStreamOptions) {
+    const open = raw.indexOf('{');
+    if (!hadStreamOptions && open !== -1) {
+        return Buffer.concat([raw.subarray(0, open + 1), Buffer.from('"stream_options":{"include_usage":true},'), raw.subarray(open + 1)]);
+    }
+    return Buffer.from(JSON.stringify(parsed), 'utf8');
+}
+//# sourceMappingURL=shapeRequest.js.map

@@ -1,0 +1,146 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { MIGRATIONS } from './migrations.js';
+const COLUMNS = [
+    'ts', 'ts_ms', 'request_id', 'key_id', 'key_name', 'key_email', 'key_source', 'method', 'path',
+    'endpoint', 'model', 'status', 'stream', 'input_tokens', 'cached_input_tokens', 'output_tokens',
+    'reasoning_tokens', 'total_tokens', 'input_audio_tokens', 'output_audio_tokens', 'input_image_tokens',
+    'output_image_tokens', 'audio_seconds', 'input_characters', 'cost_nano_usd', 'latency_ms', 'ttfb_ms',
+    'upstream_request_id', 'outcome', 'error', 'bytes_in', 'bytes_out', 'upstream_key', 'retries',
+    'reserved_nano_usd',
+];
+/** What a row counts against its key's budget: its cost, or for an answered request of unknown cost its reservation (as settle() charges it). */
+const CHARGED = 'COALESCE(cost_nano_usd, CASE WHEN status < 400 THEN reserved_nano_usd END)';
+const SUMS = `COUNT(*) AS requests,
+  COALESCE(SUM(input_tokens), 0) AS input_tokens,
+  COALESCE(SUM(cached_input_tokens), 0) AS cached_input_tokens,
+  COALESCE(SUM(output_tokens), 0) AS output_tokens,
+  COALESCE(SUM(total_tokens), 0) AS total_tokens,
+  COALESCE(SUM(cost_nano_usd), 0) / 1e9 AS cost_usd`;
+/**
+ * Rows wait in memory at most this long (or until this many are queued) and are then written in one
+ * transaction: under load one commit per event-loop turn cost more CPU than the rest of the metering.
+ * A stop (SIGTERM) flushes them; only a hard kill could lose the last few milliseconds of rows.
+ */
+const FLUSH_MS = 50;
+const FLUSH_ROWS = 500;
+/** SQLite in WAL mode, written in batches (see FLUSH_MS). */
+export class SqliteUsageStore {
+    file;
+    onError;
+    db;
+    insertMany;
+    queue = [];
+    timer;
+    constructor(file, onError = () => { }) {
+        this.file = file;
+        this.onError = onError;
+        if (file !== ':memory:')
+            mkdirSync(dirname(file), { recursive: true });
+        this.db = new Database(file);
+        this.db.pragma('journal_mode = WAL');
+        this.db.pragma('synchronous = NORMAL');
+        this.db.pragma('busy_timeout = 5000');
+        this.migrate();
+        const stmt = this.db.prepare(`INSERT INTO usage (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`);
+        this.insertMany = this.db.transaction((rows) => {
+            for (const row of rows)
+                stmt.run(COLUMNS.map((c) => (c === 'stream' ? (row.stream ? 1 : 0) : row[c])));
+        });
+    }
+    migrate() {
+        const version = this.db.pragma('user_version', { simple: true });
+        for (let v = version; v < MIGRATIONS.length; v++) {
+            this.db.transaction(() => {
+                this.db.exec(MIGRATIONS[v]);
+                this.db.pragma(`user_version = ${v + 1}`);
+            })();
+        }
+    }
+    insert(row) {
+        this.queue.push(row);
+        if (this.queue.length >= FLUSH_ROWS)
+            this.flush();
+        else
+            this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+    }
+    flush() {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+        if (!this.queue.length)
+            return;
+        const rows = this.queue;
+        this.queue = [];
+        try {
+            this.insertMany(rows);
+        }
+        catch (err) {
+            this.onError(err, rows.length);
+        }
+    }
+    where(filter) {
+        const parts = [];
+        const params = {};
+        if (filter.email !== undefined) {
+            parts.push('key_email = @email');
+            params.email = filter.email.toLowerCase();
+        }
+        if (filter.sinceMs !== undefined) {
+            parts.push('ts_ms >= @since');
+            params.since = filter.sinceMs;
+        }
+        if (filter.untilMs !== undefined) {
+            parts.push('ts_ms < @until');
+            params.until = filter.untilMs;
+        }
+        return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };
+    }
+    totalsByUser(filter) {
+        const { sql, params } = this.where(filter);
+        // The name shown is the newest one the key holder had.
+        return this.db
+            .prepare(`SELECT key_email AS email,
+           (SELECT key_name FROM usage u2 WHERE u2.key_email = usage.key_email ORDER BY ts_ms DESC LIMIT 1) AS name,
+           ${SUMS}
+         FROM usage ${sql} GROUP BY key_email ORDER BY cost_usd DESC, requests DESC, email`)
+            .all(params);
+    }
+    totalsBy(dimension, filter) {
+        const { sql, params } = this.where(filter);
+        const group = dimension === 'model' ? "COALESCE(model, '(unknown)')" : 'substr(ts, 1, 10)';
+        const order = dimension === 'model' ? 'cost_usd DESC, requests DESC, "group"' : '"group"';
+        return this.db
+            .prepare(`SELECT ${group} AS "group", ${SUMS},
+           SUM(CASE WHEN cost_nano_usd IS NULL THEN 1 ELSE 0 END) AS unpriced_requests
+         FROM usage ${sql} GROUP BY 1 ORDER BY ${order}`)
+            .all(params);
+    }
+    spendByKey(dayStartMs, monthStartMs) {
+        this.flush();
+        const rows = this.db
+            .prepare(`SELECT key_id,
+           COALESCE(SUM(CASE WHEN ts_ms >= @day THEN ${CHARGED} END), 0) AS day,
+           COALESCE(SUM(CASE WHEN ts_ms >= @month THEN ${CHARGED} END), 0) AS month,
+           COALESCE(SUM(${CHARGED}), 0) AS total
+         FROM usage GROUP BY key_id`)
+            .all({ day: dayStartMs, month: monthStartMs });
+        return rows.map((r) => [r.key_id, { day: r.day, month: r.month, total: r.total }]);
+    }
+    totalsSince(sinceMs) {
+        this.flush();
+        return this.db
+            .prepare(`SELECT ${SUMS} FROM usage WHERE ts_ms >= ?`)
+            .get(sinceMs);
+    }
+    /** All rows, oldest first (tests and exports). */
+    rows() {
+        return this.db.prepare('SELECT *, cost_usd FROM usage ORDER BY id').all();
+    }
+    close() {
+        this.flush();
+        if (this.db.open)
+            this.db.close();
+    }
+}
+//# sourceMappingURL=sqliteUsageStore.js.map

@@ -1,0 +1,2 @@
+export {};
+//# sourceMappingURL=usageStore.js.map

@@ -1,0 +1,147 @@
+const obj = (v) => typeof v === 'object' && v !== null && !Array.isArray(v) ? v : undefined;
+const str = (v) => (typeof v === 'string' && v !== '' ? v : undefined);
+const count = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+function pick(usage, mapping) {
+    const root = obj(usage);
+    if (!root)
+        return undefined;
+    const out = {};
+    for (const [field, ...path] of mapping) {
+        let v = root;
+        for (const key of path)
+            v = obj(v)?.[key];
+        const n = count(v);
+        if (n !== undefined)
+            out[field] = n;
+    }
+    return Object.keys(out).length > 0 ? out : undefined;
+}
+/** Chat completions, legacy completions and embeddings (`CompletionUsage` and its subsets). */
+const CHAT = [
+    ['input_tokens', 'prompt_tokens'],
+    ['output_tokens', 'completion_tokens'],
+    ['total_tokens', 'total_tokens'],
+    ['cached_input_tokens', 'prompt_tokens_details', 'cached_tokens'],
+    ['input_audio_tokens', 'prompt_tokens_details', 'audio_tokens'],
+    ['input_image_tokens', 'prompt_tokens_details', 'image_tokens'],
+    ['reasoning_tokens', 'completion_tokens_details', 'reasoning_tokens'],
+    ['output_audio_tokens', 'completion_tokens_details', 'audio_tokens'],
+];
+/** Responses API (`ResponseUsage`). */
+const RESPONSES = [
+    ['input_tokens', 'input_tokens'],
+    ['output_tokens', 'output_tokens'],
+    ['total_tokens', 'total_tokens'],
+    ['cached_input_tokens', 'input_tokens_details', 'cached_tokens'],
+    ['reasoning_tokens', 'output_tokens_details', 'reasoning_tokens'],
+];
+/** Images (`ImageGenUsage`, `ImagesUsage`). */
+const IMAGES = [
+    ['input_tokens', 'input_tokens'],
+    ['output_tokens', 'output_tokens'],
+    ['total_tokens', 'total_tokens'],
+    ['input_image_tokens', 'input_tokens_details', 'image_tokens'],
+    ['output_image_tokens', 'output_tokens_details', 'image_tokens'],
+];
+/** Transcriptions with `usage.type: "tokens"`; note the spec's singular `input_token_details`. */
+const TRANSCRIPT_TOKENS = [
+    ['input_tokens', 'input_tokens'],
+    ['output_tokens', 'output_tokens'],
+    ['total_tokens', 'total_tokens'],
+    ['input_audio_tokens', 'input_token_details', 'audio_tokens'],
+];
+/** whisper-1 (`usage.type: "duration"`): billed per second. */
+const TRANSCRIPT_DURATION = [['audio_seconds', 'seconds']];
+/** Speech stream `speech.audio.done`: text in, audio out. */
+const SPEECH = [
+    ['input_tokens', 'input_tokens'],
+    ['output_tokens', 'output_tokens'],
+    ['total_tokens', 'total_tokens'],
+];
+const chatUsage = (u) => pick(u, CHAT);
+const responsesUsage = (u) => pick(u, RESPONSES);
+const imagesUsage = (u) => {
+    const out = pick(u, IMAGES);
+    // output_tokens_details is optional (absent from the spec example and the stream event schema):
+    // gpt-image models then produce only image tokens.
+    if (out && out.output_tokens !== undefined && obj(obj(u)?.output_tokens_details) === undefined)
+        out.output_image_tokens = out.output_tokens;
+    return out;
+};
+const transcriptionUsage = (u) => pick(u, obj(u)?.type === 'duration' ? TRANSCRIPT_DURATION : TRANSCRIPT_TOKENS);
+const speechUsage = (u) => {
+    const out = pick(u, SPEECH);
+    // Speech output is all audio, priced at the output-audio rate (gpt-4o-mini-tts).
+    if (out?.output_tokens !== undefined)
+        out.output_audio_tokens = out.output_tokens;
+    return out;
+};
+/** Non-streaming bodies: where each endpoint keeps its `usage`. Moderations carry none. */
+const JSON_USAGE = {
+    'chat.completions': chatUsage,
+    completions: chatUsage,
+    embeddings: chatUsage,
+    responses: responsesUsage,
+    'images.generations': imagesUsage,
+    'images.edits': imagesUsage,
+    'images.variations': imagesUsage,
+    'audio.transcriptions': transcriptionUsage,
+    'audio.translations': transcriptionUsage,
+    // Only reached if a speech body is JSON (the done event); normal speech bodies are audio bytes.
+    'audio.speech': speechUsage,
+};
+function result(model, usage) {
+    const out = {};
+    if (model !== undefined)
+        out.model = model;
+    if (usage !== undefined)
+        out.usage = usage;
+    return out;
+}
+/** A non-streaming JSON response body. Returns {} when nothing is found. */
+export function usageFromJson(endpoint, body) {
+    if (endpoint === 'models' || endpoint === 'other')
+        return {};
+    const b = obj(body);
+    if (!b)
+        return {};
+    return result(str(b.model), JSON_USAGE[endpoint]?.(b.usage));
+}
+/** Chat and legacy completion chunks: the model on every chunk, usage on the last (if asked for). */
+const chunkEvent = (data) => result(str(data.model), chatUsage(data.usage));
+/** Events that close a Responses API stream; only these carry the final `response.usage`. */
+const RESPONSE_FINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+const responseEvent = (data, type) => {
+    const r = obj(data.response);
+    if (!r)
+        return undefined;
+    return result(str(r.model), type !== undefined && RESPONSE_FINAL.has(type) ? responsesUsage(r.usage) : undefined);
+};
+/** Streams without a model in their events: usage on a single final event type. */
+const usageOn = (types, reader) => (data, type) => type !== undefined && types.includes(type) ? result(undefined, reader(data.usage)) : undefined;
+const transcriptDone = usageOn(['transcript.text.done'], transcriptionUsage);
+const imageDone = usageOn(['image_generation.completed', 'image_edit.completed'], imagesUsage);
+const SSE_READERS = {
+    'chat.completions': chunkEvent,
+    completions: chunkEvent,
+    responses: responseEvent,
+    'audio.transcriptions': transcriptDone,
+    'audio.translations': transcriptDone,
+    'audio.speech': usageOn(['speech.audio.done'], speechUsage),
+    'images.generations': imageDone,
+    'images.edits': imageDone,
+};
+/**
+ * One parsed SSE `data:` payload (`[DONE]` and non-JSON are the caller's to skip; they yield
+ * undefined here anyway). Returns undefined when the event says nothing about model or usage.
+ */
+export function usageFromSseEvent(endpoint, eventName, data) {
+    const d = obj(data);
+    const reader = SSE_READERS[endpoint];
+    if (!d || !reader)
+        return undefined;
+    // The payload's own `type` is authoritative; the `event:` line is optional in several streams.
+    const found = reader(d, str(d.type) ?? str(eventName));
+    return found && (found.model !== undefined || found.usage !== undefined) ? found : undefined;
+}
+//# sourceMappingURL=extract.js.map
