@@ -46,6 +46,7 @@ export function openContext(req: IncomingMessage, res: ServerResponse, hooks: Co
   hooks.onStart(ctx);
   res.once('close', () => {
     if (!res.writableFinished) ctx.abortUpstream?.();
+    ctx.abortUpstream = undefined; // it holds undici's controller and the answer's raw headers
     hooks.onDone(ctx, res);
   });
   return ctx;

@@ -98,7 +98,7 @@ class Attempt implements Dispatcher.DispatchHandler {
         headers: upstreamRequestHeaders(req.headers, extra, ctx.body !== undefined),
         body,
       },
-      this,
+      new Detachable(this),
     );
   }
 
@@ -214,6 +214,40 @@ class Attempt implements Dispatcher.DispatchHandler {
       return new Attempt(opts, this.dispatcher, ctx, req, res, this.tried).send();
     }
     relayReadAnswer(ctx, answer, body, res);
+  }
+}
+
+/**
+ * What undici holds: it keeps a finished request's handler referenced a while longer, and through
+ * the Attempt the whole request (context, bodies, headers) survived young-generation collections
+ * and was promoted, to be collected by a full mark-compact later (measured: a fifth of each
+ * request's objects promoted). Cut loose when the answer ends, the request's objects die young.
+ */
+class Detachable implements Dispatcher.DispatchHandler {
+  constructor(private attempt: Attempt | undefined) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.attempt?.onRequestStart(controller);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: UpstreamHeaders): void {
+    this.attempt?.onResponseStart(controller, status, headers);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.attempt?.onResponseData(controller, chunk);
+  }
+
+  onResponseEnd(): void {
+    const attempt = this.attempt;
+    this.attempt = undefined;
+    attempt?.onResponseEnd();
+  }
+
+  onResponseError(controller: Dispatcher.DispatchController, err: Error): void {
+    const attempt = this.attempt;
+    this.attempt = undefined;
+    attempt?.onResponseError(controller, err);
   }
 }
 
