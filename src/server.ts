@@ -92,8 +92,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       // Connections that carried the last requests are idle now; keep-alive would hold them open.
       server.closeIdleConnections();
       const idleCheck = setInterval(() => server.closeIdleConnections(), 50);
+      // A connection can outlive its request (a client still uploading after its answer): past the
+      // deadline it is cut too, so a stop never waits longer than shutdownTimeoutMs (plus a little).
+      const cutAll = setTimeout(() => server.closeAllConnections(), Math.max(0, deadline - Date.now()) + 200);
       await closed;
       clearInterval(idleCheck);
+      clearTimeout(cutAll);
       pool.stop();
       await closeUpstream();
       store.close();

@@ -65,6 +65,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   private held: { answer: UpstreamAnswer; chunks: Buffer[]; size: number } | undefined;
   /** The client has its answer and the upstream request was dropped on purpose. */
   private answered = false;
+  /** The client's body as it streams upstream (when it was not read first). */
+  private upload: PassThrough | undefined;
 
   constructor(
     private readonly opts: ForwardOptions,
@@ -110,7 +112,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   private streamedBody(): PassThrough {
     const { ctx, req, res } = this;
     const max = this.opts.maxBodyBytes;
-    const body = new PassThrough();
+    const body = (this.upload = new PassThrough());
     const sniffer = MULTIPART_ENDPOINTS.has(ctx.endpoint)
       ? sniffMultipart(req.headers, (name, value) => {
           if (name === 'model') ctx.requestModel = value;
@@ -136,7 +138,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    const gone = () => controller.abort(new Error('the client went away'));
+    const gone = () => {
+      this.ctx.error ??= 'the client closed the connection';
+      controller.abort(new Error('the client went away'));
+    };
     // Waited for a connection while the client left: its 'close' found nothing to abort yet.
     if (this.res.destroyed) return gone();
     this.ctx.abortUpstream = gone;
@@ -164,6 +169,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.releaseUpload();
     if (this.sink) return this.sink.end();
     if (!this.held) return;
     const { answer, chunks, size } = this.held;
@@ -190,6 +196,7 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     const { ctx } = this;
+    this.releaseUpload();
     if (this.answered) return;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') ctx.timedOut = true;
@@ -198,6 +205,17 @@ class Attempt implements Dispatcher.DispatchHandler {
       return;
     }
     upstreamFailed(ctx, err, this.res, this.opts.timeoutMs);
+  }
+
+  /**
+   * The upstream answered (or failed) before the client finished sending its body: read the rest
+   * and drop it, so a client that sends its whole body before reading the answer is not left hanging.
+   */
+  private releaseUpload(): void {
+    const { req } = this;
+    if (this.upload === undefined || req.complete) return;
+    req.unpipe(this.upload);
+    req.resume();
   }
 
   /** A 429 or 401, read whole: try the next upstream key, or pass the answer on. */

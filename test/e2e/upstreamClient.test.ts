@@ -84,6 +84,12 @@ function upstreamServer(): http.Server {
     seen.set(id, s);
     req.on('data', (d: Buffer) => (s.received += d.length));
     req.on('error', () => {});
+    if (testCase === 'early-400') {
+      // Refuses at once, before the body has arrived (as OpenAI does with a bad model or key).
+      res.writeHead(400, { 'content-type': 'application/json', 'x-request-id': `req_${id}` });
+      res.end(JSON.stringify({ error: { message: 'Invalid model.', type: 'invalid_request_error', param: 'model', code: 'model_not_found' } }));
+      return;
+    }
     res.on('close', () => {
       if (!res.writableFinished) s.aborted = true;
     });
@@ -443,6 +449,14 @@ describe('streamed request bodies', () => {
       await small.stop();
     }
   });
+
+  // Open defect (found 2026-11-24, fails about 2 runs in 3 within this file, also before the
+  // releaseUpload fix): an upstream that answers 400 at once while a 20 MB chunked multipart upload is
+  // still streaming through undici; the upstream had read ~4 MB, and the client never received the
+  // answer. Under node:http's client the early answer was relayed. The upstream case 'early-400'
+  // above is kept for it: startUpload(kw, 'early-400', id), write MULTIPART_HEAD and 320 × 64 KB,
+  // expect a 400 answer within seconds and the upload to end (sent or cut), not stall.
+  it.todo('an upstream that answers before a streamed upload ends: the client gets the answer and is not left hanging');
 
   it('the client disconnects mid-upload: the upstream request is aborted, row client_aborted', async () => {
     const { req, failed } = startUpload(kw, 'hold', 'client-gone');
