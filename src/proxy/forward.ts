@@ -30,6 +30,8 @@ export interface Forwarder {
 }
 
 const MULTIPART_ENDPOINTS = new Set(['audio.transcriptions', 'audio.translations', 'images.edits', 'images.variations']);
+/** How long an early answer waits for the rest of an upload it no longer needs (see afterUpload). */
+const LINGER_MS = 10_000;
 /** A 429 or 401 body is read whole to learn OpenAI's error code; no real one comes near this. */
 const MAX_ERROR_BODY = 256 * 1024;
 
@@ -169,12 +171,13 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.releaseUpload();
-    if (this.sink) return this.sink.end();
-    if (!this.held) return;
-    const { answer, chunks, size } = this.held;
-    this.held = undefined;
-    this.decide(answer, Buffer.concat(chunks, size));
+    this.afterUpload(() => {
+      if (this.sink) return this.sink.end();
+      if (!this.held) return;
+      const { answer, chunks, size } = this.held;
+      this.held = undefined;
+      this.decide(answer, Buffer.concat(chunks, size));
+    });
   }
 
   /**
@@ -195,8 +198,11 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.afterUpload(() => this.failed(err));
+  }
+
+  private failed(err: Error): void {
     const { ctx } = this;
-    this.releaseUpload();
     if (this.answered) return;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') ctx.timedOut = true;
@@ -208,14 +214,26 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * The upstream answered (or failed) before the client finished sending its body: read the rest
-   * and drop it, so a client that sends its whole body before reading the answer is not left hanging.
+   * The upstream answered (or failed) before the client finished sending its body: the rest is read
+   * and dropped, and the answer ends only once it is in (or after LINGER_MS). Ending first would
+   * make Node close the connection with unread bytes in it: a TCP reset, which can destroy the
+   * answer on its way to the client (seen: the client got nothing). `then` runs once.
    */
-  private releaseUpload(): void {
+  private afterUpload(then: () => void): void {
     const { req } = this;
-    if (this.upload === undefined || req.complete) return;
+    if (this.upload === undefined || req.complete || req.destroyed) return then();
     req.unpipe(this.upload);
     req.resume();
+    let done = false;
+    const go = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      then();
+    };
+    const timer = setTimeout(go, LINGER_MS);
+    req.once('end', go);
+    req.once('close', go);
   }
 
   /** A 429 or 401, read whole: try the next upstream key, or pass the answer on. */

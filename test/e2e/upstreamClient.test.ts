@@ -450,13 +450,27 @@ describe('streamed request bodies', () => {
     }
   });
 
-  // Open defect (found 2026-11-24, fails about 2 runs in 3 within this file, also before the
-  // releaseUpload fix): an upstream that answers 400 at once while a 20 MB chunked multipart upload is
-  // still streaming through undici; the upstream had read ~4 MB, and the client never received the
-  // answer. Under node:http's client the early answer was relayed. The upstream case 'early-400'
-  // above is kept for it: startUpload(kw, 'early-400', id), write MULTIPART_HEAD and 320 × 64 KB,
-  // expect a 400 answer within seconds and the upload to end (sent or cut), not stall.
-  it.todo('an upstream that answers before a streamed upload ends: the client gets the answer and is not left hanging');
+  it('an upstream that answers before a streamed upload ends: the client gets the answer, its upload is read to the end (no reset)', async () => {
+    const { req, answer } = startUpload(kw, 'early-400', 'early-400');
+    let uploadError: unknown;
+    req.on('error', (e) => (uploadError = e));
+    const upload = (async () => {
+      if (!(await write(req, MULTIPART_HEAD))) return false;
+      // 20 MB: far more than the socket buffers on the way hold, so it stalls if nobody reads it.
+      for (let i = 0; i < 320; i++) if (!(await write(req, randomBytes(64 * 1024)))) return false;
+      await write(req, MULTIPART_TAIL);
+      await new Promise<void>((ok) => req.end(ok));
+      return true;
+    })();
+    const r = await Promise.race([answer, new Promise<string>((ok) => setTimeout(ok, 8000, 'no answer'))]);
+    expect(r, String(uploadError)).not.toBe('no answer');
+    const got = r as RawAnswer;
+    expect(got.status).toBe(400);
+    expect(JSON.parse(got.body.toString('utf8')).error.code).toBe('model_not_found');
+    expect(await Promise.race([upload, new Promise<string>((ok) => setTimeout(ok, 10_000, 'stalled'))])).toBe(true);
+    const row = await rowOf(kw, got.headers['x-keyward-request-id'] as string);
+    expect(row).toMatchObject({ status: 400, outcome: 'upstream_error' });
+  });
 
   it('the client disconnects mid-upload: the upstream request is aborted, row client_aborted', async () => {
     const { req, failed } = startUpload(kw, 'hold', 'client-gone');
