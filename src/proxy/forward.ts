@@ -30,8 +30,12 @@ export interface Forwarder {
 }
 
 const MULTIPART_ENDPOINTS = new Set(['audio.transcriptions', 'audio.translations', 'images.edits', 'images.variations']);
-/** How long an early answer waits for the rest of an upload it no longer needs (see afterUpload). */
-const LINGER_MS = 10_000;
+/**
+ * How long an early answer waits for the rest of an upload it no longer needs (see afterUpload):
+ * long enough for the client to have read the answer, short enough not to keep a client waiting
+ * that stopped sending and waits for the answer's end.
+ */
+const LINGER_MS = 2_000;
 /** A 429 or 401 body is read whole to learn OpenAI's error code; no real one comes near this. */
 const MAX_ERROR_BODY = 256 * 1024;
 
@@ -69,6 +73,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   private answered = false;
   /** The client's body as it streams upstream (when it was not read first). */
   private upload: PassThrough | undefined;
+  /** Counts the streamed body against the limit; detached once the upstream has answered. */
+  private counting: ((chunk: Buffer) => void) | undefined;
 
   constructor(
     private readonly opts: ForwardOptions,
@@ -121,7 +127,7 @@ class Attempt implements Dispatcher.DispatchHandler {
           else if (name === 'stream') ctx.stream = value === 'true';
         })
       : undefined;
-    const onData = (chunk: Buffer) => {
+    const onData = (this.counting = (chunk: Buffer) => {
       ctx.bytesIn += chunk.length;
       if (ctx.bytesIn <= max) return void sniffer?.write(chunk);
       req.off('data', onData);
@@ -132,7 +138,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       ctx.outcome = 'upstream_error';
       ctx.error = 'request body over the limit';
       ctx.abortUpstream?.();
-    };
+    });
     req.on('data', onData);
     if (sniffer) req.once('end', () => sniffer.end());
     req.pipe(body);
@@ -190,7 +196,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.opts.pool.report(this.key, { status: answer.status, code: null, retryAfterMs: UpstreamPool.retryAfterMs(answer.headers) });
     if (answer.status === 401) {
       this.answered = true;
-      relayReadAnswer(this.ctx, answer, Buffer.alloc(0), this.res);
+      this.afterUpload(() => relayReadAnswer(this.ctx, answer, Buffer.alloc(0), this.res));
       return controller.abort(new Error('refused, answered'));
     }
     this.sink = relayResponse(this.ctx, answer, this.res, controller);
@@ -198,6 +204,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.answered) return;
     this.afterUpload(() => this.failed(err));
   }
 
@@ -217,18 +224,25 @@ class Attempt implements Dispatcher.DispatchHandler {
    * The upstream answered (or failed) before the client finished sending its body: the rest is read
    * and dropped, and the answer ends only once it is in (or after LINGER_MS). Ending first would
    * make Node close the connection with unread bytes in it: a TCP reset, which can destroy the
-   * answer on its way to the client (seen: the client got nothing). `then` runs once.
+   * answer on its way to the client (seen: the client got nothing). `then` runs once: 'end' and
+   * 'close' both come, and the listeners go with the first.
    */
   private afterUpload(then: () => void): void {
-    const { req } = this;
+    const { req, ctx } = this;
     if (this.upload === undefined || req.complete || req.destroyed) return then();
+    if (this.counting) req.off('data', this.counting); // what is dropped now is not forwarded
     req.unpipe(this.upload);
     req.resume();
-    let done = false;
+    if (this.sink && ctx.status !== undefined) {
+      // The client already has every byte of the answer but its end: a client that hangs up now
+      // (fetch does, once the answer is complete) got the whole answer.
+      ctx.finishTap?.();
+      ctx.outcome ??= ctx.status >= 400 ? 'upstream_error' : 'ok';
+    }
     const go = () => {
-      if (done) return;
-      done = true;
       clearTimeout(timer);
+      req.off('end', go);
+      req.off('close', go);
       then();
     };
     const timer = setTimeout(go, LINGER_MS);

@@ -27,7 +27,9 @@ export function sniffMultipart(
   parser.on('field', (name, value) => {
     if (WANTED.has(name)) onField(name, value);
   });
-  parser.on('file', (_name, file) => file.resume());
+  // A file part cut off by the end of the body errors on its own stream: without a listener that
+  // error would be thrown and take the process down.
+  parser.on('file', (_name, file) => file.on('error', () => {}).resume());
   parser.on('error', () => {
     failed = true; // a malformed upload is the upstream's to reject; the sniffer just stops
     onDone?.();

@@ -139,7 +139,7 @@ export function relayReadAnswer(ctx: RequestContext, answer: UpstreamAnswer, bod
   noteAnswer(ctx, answer);
   ctx.bytesOut += body.length;
   ctx.outcome = 'upstream_error';
-  if (res.destroyed) return;
+  if (res.destroyed || res.headersSent) return; // the client left, or was answered 413 meanwhile
   if (answer.status === 401) {
     const code = errorCodeOf(body) ?? 'unknown';
     ctx.status = 502;

@@ -1,6 +1,7 @@
 // The pieces that read and reshape streams, fed the fixtures cut at every possible place.
 import { describe, expect, it } from 'vitest';
 import { UsageChunkFilter } from '../../src/proxy/usageChunkFilter.js';
+import { sniffMultipart } from '../../src/proxy/multipartFields.js';
 import { SseParser } from '../../src/usage/sseParser.js';
 import { JsonTap, SseTap } from '../../src/usage/taps.js';
 import { CompressedTap } from '../../src/usage/compressedTap.js';
@@ -123,5 +124,40 @@ describe('taps', () => {
     for (const c of pieces(gzipSync(Buffer.from(fixtureText('chat-completion.json'))), 5, 50)) tap.push(c);
     expect(tap.end().usage?.output_tokens).toBe(94);
     expect(CompressedTap.wrap(new JsonTap('chat.completions', 1), 'zstd', 1)).toBeUndefined();
+  });
+});
+
+describe('sniffMultipart', () => {
+  const headers = { 'content-type': 'multipart/form-data; boundary=XyZ' };
+  const head = '--XyZ\r\ncontent-disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--XyZ\r\ncontent-disposition: form-data; name="file"; filename="a.wav"\r\ncontent-type: audio/wav\r\n\r\n';
+
+  it('reads the model field of a whole upload', async () => {
+    const fields: [string, string][] = [];
+    const done = new Promise<void>((ok) => {
+      const s = sniffMultipart(headers, (n, v) => fields.push([n, v]), ok)!;
+      s.write(Buffer.from(head + 'RIFF....data\r\n--XyZ--\r\n'));
+      s.end();
+    });
+    await done;
+    expect(fields).toEqual([['model', 'whisper-1']]);
+  });
+
+  it('an upload cut off inside its file part ends quietly (no error thrown out of the file stream)', async () => {
+    const errors: unknown[] = [];
+    const onError = (e: unknown) => errors.push(e);
+    process.on('uncaughtException', onError);
+    try {
+      const fields: string[] = [];
+      await new Promise<void>((ok) => {
+        const s = sniffMultipart(headers, (n) => fields.push(n), ok)!;
+        s.write(Buffer.from(head + 'RIFF partial audio'));
+        s.end(); // no closing boundary
+      });
+      await new Promise((r) => setTimeout(r, 20));
+      expect(fields).toEqual(['model']);
+      expect(errors).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onError);
+    }
   });
 });
