@@ -1,2 +1,0 @@
-export {};
-//# sourceMappingURL=usageStore.js.map
