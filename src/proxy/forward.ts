@@ -130,9 +130,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     const onData = (this.counting = (chunk: Buffer) => {
       ctx.bytesIn += chunk.length;
       if (ctx.bytesIn <= max) return void sniffer?.write(chunk);
-      req.off('data', onData);
-      req.unpipe(body);
-      req.resume(); // drain the rest; the answer is 413 either way
+      this.dropRestOfUpload(); // the answer is 413 either way
       if (!res.headersSent) tooLarge(res, max);
       ctx.status = 413;
       ctx.outcome = 'upstream_error';
@@ -193,7 +191,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   private giveUpReading(controller: Dispatcher.DispatchController): void {
     const { answer, chunks } = this.held!;
     this.held = undefined;
-    this.opts.pool.report(this.key, { status: answer.status, code: null, retryAfterMs: UpstreamPool.retryAfterMs(answer.headers) });
+    this.reportRefused(answer, null);
     if (answer.status === 401) {
       this.answered = true;
       this.afterUpload(() => relayReadAnswer(this.ctx, answer, Buffer.alloc(0), this.res));
@@ -210,7 +208,6 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   private failed(err: Error): void {
     const { ctx } = this;
-    if (this.answered) return;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') ctx.timedOut = true;
     if (this.sink) {
@@ -230,9 +227,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   private afterUpload(then: () => void): void {
     const { req, ctx } = this;
     if (this.upload === undefined || req.complete || req.destroyed) return then();
-    if (this.counting) req.off('data', this.counting); // what is dropped now is not forwarded
-    req.unpipe(this.upload);
-    req.resume();
+    this.dropRestOfUpload();
     if (this.sink && ctx.status !== undefined) {
       // The client already has every byte of the answer but its end: a client that hangs up now
       // (fetch does, once the answer is complete) got the whole answer.
@@ -250,13 +245,26 @@ class Attempt implements Dispatcher.DispatchHandler {
     req.once('close', go);
   }
 
+  /** Reads the rest of a streamed upload and drops it: not counted, not sent upstream. */
+  private dropRestOfUpload(): void {
+    const { req } = this;
+    if (this.counting) req.off('data', this.counting);
+    if (this.upload) req.unpipe(this.upload);
+    req.resume();
+  }
+
+  /** Tells the pool a key was refused (429 / 401), with OpenAI's code when it could be read. */
+  private reportRefused(answer: UpstreamAnswer, code: string | null): void {
+    this.opts.pool.report(this.key, { status: answer.status, code, retryAfterMs: UpstreamPool.retryAfterMs(answer.headers) });
+  }
+
   /** A 429 or 401, read whole: try the next upstream key, or pass the answer on. */
   private decide(answer: UpstreamAnswer, raw: Buffer): void {
     const { ctx, req, res, opts } = this;
     const encoding = answer.headers['content-encoding'];
     const body = decoded(raw, typeof encoding === 'string' ? encoding : undefined);
     if (body !== raw) delete answer.headers['content-encoding']; // relayed decoded, with its new length
-    opts.pool.report(this.key, { status: answer.status, code: errorCodeOf(body) ?? null, retryAfterMs: UpstreamPool.retryAfterMs(answer.headers) });
+    this.reportRefused(answer, errorCodeOf(body) ?? null);
     const replayable = ctx.body !== undefined || !hasBody(req);
     const maxAttempts = Math.min(opts.maxAttempts ?? 3, opts.pool.size);
     if (replayable && this.tried.size < maxAttempts && !res.destroyed && opts.pool.hasUsable(this.tried)) {

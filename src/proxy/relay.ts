@@ -50,6 +50,12 @@ function noteAnswer(ctx: RequestContext, answer: UpstreamAnswer): void {
   if (typeof upstreamId === 'string') ctx.upstreamRequestId = upstreamId;
 }
 
+/** An answer that broke off: the client left (it was cut for that), or the upstream failed. */
+function noteBroken(ctx: RequestContext, res: ServerResponse, reason: string): void {
+  ctx.outcome ??= res.destroyed ? 'client_aborted' : 'stream_broken';
+  ctx.error ??= reason;
+}
+
 /** The upstream's headers as the client gets them, with Keyward's request id (and OpenAI's, or ours). */
 function answerHeaders(ctx: RequestContext, answer: UpstreamAnswer): OutgoingHttpHeaders {
   const headers = responseHeaders(answer.headers);
@@ -122,8 +128,7 @@ class Relay implements AnswerSink {
 
   broken(reason: string): void {
     const { ctx, res } = this;
-    ctx.outcome ??= res.destroyed ? 'client_aborted' : 'stream_broken';
-    ctx.error ??= reason;
+    noteBroken(ctx, res, reason);
     ctx.finishTap!();
     // Cut the client's response too: a clean end would pass a truncated answer off as complete.
     res.destroy();
@@ -208,8 +213,7 @@ class FilteredModelList implements AnswerSink {
   }
 
   broken(reason: string): void {
-    this.ctx.outcome ??= this.res.destroyed ? 'client_aborted' : 'stream_broken';
-    this.ctx.error ??= reason;
+    noteBroken(this.ctx, this.res, reason);
     if (!this.res.headersSent && !this.res.destroyed) {
       this.ctx.status = 502;
       sendError(this.res, 502, 'The upstream model list broke off.', 'upstream_error', 'upstream_bad_response');

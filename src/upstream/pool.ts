@@ -1,7 +1,9 @@
-/** Response headers, as node:http or undici give them (lower-case names). */
-type Headers = Readonly<Record<string, string | string[] | undefined>>;
 import type { Logger } from 'pino';
+import type { UpstreamHeaders } from '../proxy/headers.js';
 import { upstreamKeyId, upstreamKeyListProblems, UpstreamKeysError, type UpstreamKeyConfig } from './poolConfig.js';
+
+/** Response headers, as node:http or undici give them (lower-case names). */
+type Headers = Readonly<UpstreamHeaders>;
 
 /**
  * healthy: in rotation. cooling: rate-limited until coolUntil. exhausted: out of quota (billing).

@@ -40,7 +40,7 @@ export function modelAndUsage(bytes: Buffer): { model?: string; usage?: unknown 
 const isSpace = (c: number | undefined) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /** After a key: skip spaces, the colon and spaces; the index of the value's first byte, or -1. */
-function valueStart(b: Buffer, i: number): number {
+export function valueStart(b: Buffer, i: number): number {
   while (isSpace(b[i])) i++;
   if (b[i] !== 0x3a /* : */) return -1;
   i++;

@@ -1,5 +1,5 @@
 import { CappedBuffer } from './cappedBuffer.js';
-import { modelAndUsage } from './jsonFields.js';
+import { modelAndUsage, valueStart } from './jsonFields.js';
 import type { Endpoint } from './endpoint.js';
 import { usageFromJson, usageFromSseEvent } from './extract.js';
 import { SseParser } from './sseParser.js';
@@ -33,7 +33,6 @@ function lastEventEnd(chunk: Buffer): number {
 }
 
 const USAGE_KEY = [0x22, 0x75, 0x73, 0x61, 0x67, 0x65, 0x22]; // "usage"
-const isSpace = (c: number | undefined) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /**
  * Whether the bytes hold `"usage"` followed by `:` and an object (not `null`). A plain loop: with
@@ -44,12 +43,8 @@ function mayHoldUsage(bytes: Buffer): boolean {
   outer: for (let i = 0; i <= last; i++) {
     if (bytes[i] !== 0x22) continue;
     for (let k = 1; k < USAGE_KEY.length; k++) if (bytes[i + k] !== USAGE_KEY[k]) continue outer;
-    let j = i + USAGE_KEY.length;
-    while (isSpace(bytes[j])) j++;
-    if (bytes[j] !== 0x3a /* : */) continue;
-    j++;
-    while (isSpace(bytes[j])) j++;
-    if (bytes[j] === 0x7b /* { */) return true;
+    const value = valueStart(bytes, i + USAGE_KEY.length);
+    if (value !== -1 && bytes[value] === 0x7b /* { */) return true;
   }
   return false;
 }

@@ -266,6 +266,20 @@ interface RawAnswer {
 }
 
 /** Reads a whole answer, noting whether it ended cleanly or was cut. */
+/** A JSON POST to Keyward on a connection of its own, answered as raw bytes (what the wire carried). */
+function postJson(path: string, headers: Record<string, string>, body: unknown): Promise<RawAnswer> {
+  return new Promise((ok, fail) => {
+    const req = http.request(kw.baseURL + path, {
+      method: 'POST',
+      agent: false,
+      headers: { 'api-key': ALICE_KEY, 'content-type': 'application/json', ...headers },
+    });
+    req.on('response', (res) => ok(readAnswer(res)));
+    req.on('error', fail);
+    req.end(JSON.stringify(body));
+  });
+}
+
 function readAnswer(res: http.IncomingMessage): Promise<RawAnswer> {
   return new Promise((ok) => {
     const chunks: Buffer[] = [];
@@ -583,16 +597,7 @@ describe('upstream errors and broken answers', () => {
   });
 
   it('an upstream silent mid-stream past the timeout: the client response is cut, upstream dropped, row stream_broken', async () => {
-    const r = await new Promise<RawAnswer>((ok, fail) => {
-      const req = http.request(kw.baseURL + '/chat/completions', {
-        method: 'POST',
-        agent: false,
-        headers: { 'api-key': ALICE_KEY, 'content-type': 'application/json', 'x-test-case': 'silent-sse', 'x-test-id': 'silent' },
-      });
-      req.on('response', (res) => ok(readAnswer(res)));
-      req.on('error', fail);
-      req.end(JSON.stringify({ model: 'gpt-4o-mini', messages: [], stream: true, stream_options: { include_usage: true } }));
-    });
+    const r = await postJson('/chat/completions', { 'x-test-case': 'silent-sse', 'x-test-id': 'silent' }, { model: 'gpt-4o-mini', messages: [], stream: true, stream_options: { include_usage: true } });
     expect(r.status).toBe(200);
     expect(r.finish).toBe('cut');
     expect(r.body.toString('utf8')).toBe(chunkEvent('only ', true));
@@ -602,16 +607,7 @@ describe('upstream errors and broken answers', () => {
   });
 
   it('a JSON answer cut before its Content-Length: the client response is cut, row stream_broken', async () => {
-    const r = await new Promise<RawAnswer>((ok, fail) => {
-      const req = http.request(kw.baseURL + '/embeddings', {
-        method: 'POST',
-        agent: false,
-        headers: { 'api-key': ALICE_KEY, 'content-type': 'application/json', 'x-test-case': 'cut-json' },
-      });
-      req.on('response', (res) => ok(readAnswer(res)));
-      req.on('error', fail);
-      req.end(JSON.stringify({ model: 'text-embedding-3-small', input: 'x' }));
-    });
+    const r = await postJson('/embeddings', { 'x-test-case': 'cut-json' }, { model: 'text-embedding-3-small', input: 'x' });
     expect(r.status).toBe(200);
     expect(r.headers['content-length']).toBe('4000');
     expect(r.finish).toBe('cut');
@@ -636,16 +632,7 @@ describe('headers and informational answers', () => {
     expect(row).toMatchObject({ outcome: 'ok', status: 200, input_tokens: USAGE.prompt_tokens, output_tokens: USAGE.completion_tokens });
 
     // On the wire: two x-custom lines (not one merged value), and a clean, complete body.
-    const r = await new Promise<RawAnswer>((ok, fail) => {
-      const req = http.request(kw.baseURL + '/chat/completions', {
-        method: 'POST',
-        agent: false,
-        headers: { 'api-key': ALICE_KEY, 'content-type': 'application/json', 'x-test-case': 'informational' },
-      });
-      req.on('response', (res) => ok(readAnswer(res)));
-      req.on('error', fail);
-      req.end(JSON.stringify({ model: 'gpt-4o-mini', messages: [] }));
-    });
+    const r = await postJson('/chat/completions', { 'x-test-case': 'informational' }, { model: 'gpt-4o-mini', messages: [] });
     expect(r.status).toBe(200);
     expect(r.finish).toBe('end');
     expect(r.body.toString('utf8')).toBe(COMPLETION);
