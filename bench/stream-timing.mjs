@@ -4,6 +4,15 @@
 // arrival time of the read that completed it, on the same clock, and records arrival − sent.
 // A child process of run.mjs; prints one JSON line.
 //
+// Two things keep the rig's own delays out of the figure (on a 2-core VM they reached 5–9 ms with
+// no proxy at all, all of it at the first and last event of a stream):
+// - The streams are staggered: worker k starts k·delay_ms/concurrency after the first, so the mock
+//   does not send every stream's chunk in the same millisecond. In lockstep, the client (pinned
+//   with the mock) read the fifth stream's chunk only after it had ended four streams and started
+//   four new requests, ~1.5 ms each: a delay of the rig, not of the proxy.
+// - `warmup` streams (default: one per worker) run first and are not measured: the client's own
+//   first requests run cold (JIT, connection set-up).
+//
 //   node bench/stream-timing.mjs '{"url":...,"headers":{...},"streams":10,"concurrency":5,"delay_ms":50,"body":"..."}'
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -66,20 +75,36 @@ function oneStream() {
   });
 }
 
+const workers = Math.min(opts.concurrency, opts.streams);
+const warmup = opts.warmup ?? workers;
 let started = 0;
-async function worker() {
-  while (started < opts.streams) {
+async function worker(k, total) {
+  await new Promise((resolve) => setTimeout(resolve, (k * opts.delay_ms) / workers));
+  while (started < total) {
     started++;
     await oneStream();
   }
 }
+async function run(total) {
+  started = 0;
+  await Promise.all(Array.from({ length: workers }, (_, k) => worker(k, total)));
+}
+if (warmup > 0) {
+  await run(warmup);
+  delays.length = 0;
+  byIndex.length = 0;
+  problems.length = 0;
+  events = 0;
+  unstamped = 0;
+}
 const t0 = performance.now();
-await Promise.all(Array.from({ length: Math.min(opts.concurrency, opts.streams) }, worker));
+await run(opts.streams);
 agent.destroy();
 const sorted = delays.sort((a, b) => a - b);
 const pct = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null);
 process.stdout.write(`${JSON.stringify({
   streams: opts.streams,
+  warmup,
   delay_ms: opts.delay_ms,
   seconds: (performance.now() - t0) / 1000,
   self_cpu_s: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
