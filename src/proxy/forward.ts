@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PassThrough } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { RequestContext } from '../http/context.js';
 import { sendError } from '../http/errors.js';
@@ -9,6 +8,7 @@ import { tooLarge } from './bodyLimit.js';
 import { readableAcceptEncoding, upstreamRequestHeaders, type UpstreamHeaders } from './headers.js';
 import { sniffMultipart } from './multipartFields.js';
 import { errorCodeOf, relayReadAnswer, relayResponse, type AnswerSink, type UpstreamAnswer } from './relay.js';
+import { Upload } from './upload.js';
 import { upstreamPath } from './upstreamPath.js';
 
 export interface ForwardOptions {
@@ -72,9 +72,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** The client has its answer and the upstream request was dropped on purpose. */
   private answered = false;
   /** The client's body as it streams upstream (when it was not read first). */
-  private upload: PassThrough | undefined;
-  /** Counts the streamed body against the limit; detached once the upstream has answered. */
-  private counting: ((chunk: Buffer) => void) | undefined;
+  private upload: Upload | undefined;
 
   constructor(
     private readonly opts: ForwardOptions,
@@ -106,41 +104,35 @@ class Attempt implements Dispatcher.DispatchHandler {
         method: req.method ?? 'GET',
         path: upstreamPath(this.opts.baseUrl, (req.url ?? '/').slice(3)), // after "/v1"
         headers: upstreamRequestHeaders(req.headers, extra, ctx.body !== undefined),
-        body,
+        // undici takes async iterables (its docs and its Request check); its .d.ts omits them.
+        body: body as Dispatcher.DispatchOptions['body'],
       },
       new Detachable(this),
     );
   }
 
-  /**
-   * The client's body, streamed on while a copy is read on the side: its size (for the limit) and
-   * multipart fields. Through a PassThrough so that undici, which destroys a body it gives up on,
-   * never destroys the client's request (that would cut the connection before Keyward's answer).
-   */
-  private streamedBody(): PassThrough {
+  /** The client's body, streamed upstream as it arrives, counted against the limit and sniffed for multipart fields. */
+  private streamedBody(): Upload {
     const { ctx, req, res } = this;
     const max = this.opts.maxBodyBytes;
-    const body = (this.upload = new PassThrough());
     const sniffer = MULTIPART_ENDPOINTS.has(ctx.endpoint)
       ? sniffMultipart(req.headers, (name, value) => {
           if (name === 'model') ctx.requestModel = value;
           else if (name === 'stream') ctx.stream = value === 'true';
         })
       : undefined;
-    const onData = (this.counting = (chunk: Buffer) => {
+    if (sniffer) req.once('end', () => sniffer.end());
+    const upload = (this.upload = new Upload(req, (chunk) => {
       ctx.bytesIn += chunk.length;
       if (ctx.bytesIn <= max) return void sniffer?.write(chunk);
-      this.dropRestOfUpload(); // the answer is 413 either way
+      upload.drop(); // the answer is 413 either way
       if (!res.headersSent) tooLarge(res, max);
       ctx.status = 413;
       ctx.outcome = 'upstream_error';
       ctx.error = 'request body over the limit';
       ctx.abortUpstream?.();
-    });
-    req.on('data', onData);
-    if (sniffer) req.once('end', () => sniffer.end());
-    req.pipe(body);
-    return body;
+    }));
+    return upload;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -225,32 +217,16 @@ class Attempt implements Dispatcher.DispatchHandler {
    * 'close' both come, and the listeners go with the first.
    */
   private afterUpload(then: () => void): void {
-    const { req, ctx } = this;
-    if (this.upload === undefined || req.complete || req.destroyed) return then();
-    this.dropRestOfUpload();
+    const { upload, ctx } = this;
+    if (upload === undefined || !upload.unfinished) return then();
+    upload.drop();
     if (this.sink && ctx.status !== undefined) {
       // The client already has every byte of the answer but its end: a client that hangs up now
       // (fetch does, once the answer is complete) got the whole answer.
       ctx.finishTap?.();
       ctx.outcome ??= ctx.status >= 400 ? 'upstream_error' : 'ok';
     }
-    const go = () => {
-      clearTimeout(timer);
-      req.off('end', go);
-      req.off('close', go);
-      then();
-    };
-    const timer = setTimeout(go, LINGER_MS);
-    req.once('end', go);
-    req.once('close', go);
-  }
-
-  /** Reads the rest of a streamed upload and drops it: not counted, not sent upstream. */
-  private dropRestOfUpload(): void {
-    const { req } = this;
-    if (this.counting) req.off('data', this.counting);
-    if (this.upload) req.unpipe(this.upload);
-    req.resume();
+    upload.afterRest(then, LINGER_MS);
   }
 
   /** Tells the pool a key was refused (429 / 401), with OpenAI's code when it could be read. */
