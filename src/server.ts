@@ -51,6 +51,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     baseUrl: config.upstreamBaseUrl,
     pool,
     timeoutMs: config.upstreamTimeoutMs,
+    stallTimeoutMs: config.clientStallTimeoutMs,
     maxBodyBytes: config.maxBodyBytes,
   });
   const accessLog = new AccessLog(config.accessLog, config.logBodies);

@@ -178,6 +178,10 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       intFromEnv('UPSTREAM_TIMEOUT_MS', env.UPSTREAM_TIMEOUT_MS, 1, 86_400_000) ??
       file.upstreamTimeoutMs ??
       DEFAULTS.upstreamTimeoutMs,
+    clientStallTimeoutMs:
+      intFromEnv('CLIENT_STALL_TIMEOUT_MS', env.CLIENT_STALL_TIMEOUT_MS, 1, 86_400_000) ??
+      file.clientStallTimeoutMs ??
+      DEFAULTS.clientStallTimeoutMs,
     shutdownTimeoutMs:
       intFromEnv('SHUTDOWN_TIMEOUT_MS', env.SHUTDOWN_TIMEOUT_MS, 0, 3_600_000) ??
       file.shutdownTimeoutMs ??

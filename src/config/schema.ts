@@ -19,6 +19,7 @@ export const ConfigFileSchema = z
     logBodies: z.boolean().optional(),
     corsOrigins: z.union([z.literal('*'), z.array(z.string().min(1))]).optional(),
     upstreamTimeoutMs: z.number().int().positive().optional(),
+    clientStallTimeoutMs: z.number().int().positive().optional(),
     shutdownTimeoutMs: z.number().int().nonnegative().optional(),
     maxBodyMb: z.number().positive().max(1024).optional(),
     prices: z.record(z.string().min(1), ModelPriceSchema).optional(),
@@ -47,6 +48,8 @@ export interface Config {
   logBodies: boolean;
   corsOrigins: '*' | string[];
   upstreamTimeoutMs: number;
+  /** How long a client may read nothing of an answer that waits for it before it is cut. */
+  clientStallTimeoutMs: number;
   shutdownTimeoutMs: number;
   maxBodyBytes: number;
   prices: Record<string, z.infer<typeof ModelPriceSchema>>;
@@ -64,6 +67,7 @@ export const DEFAULTS = {
   ACCESS_LOG: 'access.log',
   LOG_LEVEL: 'info',
   upstreamTimeoutMs: 600_000,
+  clientStallTimeoutMs: 600_000,
   shutdownTimeoutMs: 30_000,
   maxBodyMb: 50,
 } as const;

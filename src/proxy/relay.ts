@@ -69,7 +69,7 @@ function answerHeaders(ctx: RequestContext, answer: UpstreamAnswer): OutgoingHtt
  * reads a copy for usage. Only a stream whose usage Keyward asked for on the client's behalf is
  * reshaped (the extra usage chunk withheld), event by event.
  */
-export function relayResponse(ctx: RequestContext, answer: UpstreamAnswer, res: ServerResponse, valve: Valve): AnswerSink {
+export function relayResponse(ctx: RequestContext, answer: UpstreamAnswer, res: ServerResponse, valve: Valve, stallMs: number): AnswerSink {
   noteAnswer(ctx, answer);
   if (ctx.modelFilter && answer.status === 200) return new FilteredModelList(ctx, answer, res, ctx.modelFilter);
   const tap = chooseTap(ctx, answer);
@@ -77,14 +77,31 @@ export function relayResponse(ctx: RequestContext, answer: UpstreamAnswer, res: 
   const reshape = ctx.withholdUsage && answer.status === 200 && tap instanceof SseTap;
   if (reshape) delete headers['content-length'];
   if (!res.destroyed) res.writeHead(answer.status, headers);
-  return new Relay(ctx, res, tap, valve, reshape ? new UsageChunkFilter() : undefined);
+  return new Relay(ctx, res, tap, valve, stallMs, reshape ? new UsageChunkFilter() : undefined);
 }
 
 class Relay implements AnswerSink {
   private waiting = false;
+  /** Runs while the upstream is held back for a client that reads nothing (see stalled). */
+  private stall: NodeJS.Timeout | undefined;
   private readonly drained = () => {
     this.waiting = false;
+    this.stopStallTimer();
     this.valve.resume();
+  };
+  private readonly stopStallTimer = () => {
+    clearTimeout(this.stall);
+    this.stall = undefined;
+    this.res.off('close', this.stopStallTimer);
+  };
+  /**
+   * A client that stops reading would otherwise hold its upstream connection (and the answer
+   * buffered for it) for as long as it keeps its own connection open: undici's body timeout does
+   * not run while paused. Cut, it leaves a client_aborted row like any client that leaves.
+   */
+  private readonly stalled = () => {
+    this.ctx.error ??= `the client read nothing for ${this.stallMs / 1000} s`;
+    this.res.destroy();
   };
 
   constructor(
@@ -92,6 +109,7 @@ class Relay implements AnswerSink {
     private readonly res: ServerResponse,
     private readonly tap: ResponseTap,
     private readonly valve: Valve,
+    private readonly stallMs: number,
     private readonly filter: UsageChunkFilter | undefined,
   ) {
     let tapDone = false;
@@ -115,6 +133,8 @@ class Relay implements AnswerSink {
       this.waiting = true;
       this.valve.pause();
       this.res.once('drain', this.drained);
+      this.stall = setTimeout(this.stalled, this.stallMs);
+      this.res.once('close', this.stopStallTimer); // a client that leaves frees the Relay at once
     }
   }
 

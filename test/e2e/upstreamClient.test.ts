@@ -322,8 +322,8 @@ function startUpload(k: KeywardProcess, testCase: string, testId: string) {
 }
 
 /** Asks for the big SSE answer; the response comes back paused (the client reads nothing yet). */
-async function startBig(id: string): Promise<{ req: http.ClientRequest; res: http.IncomingMessage }> {
-  const req = http.request(kw.baseURL + '/chat/completions', {
+async function startBig(id: string, through: KeywardProcess = kw): Promise<{ req: http.ClientRequest; res: http.IncomingMessage }> {
+  const req = http.request(through.baseURL + '/chat/completions', {
     method: 'POST',
     agent: false,
     headers: { 'api-key': ALICE_KEY, 'content-type': 'application/json', 'x-test-case': 'big-sse', 'x-test-id': id },
@@ -407,6 +407,41 @@ describe('backpressure', () => {
     const row = await rowOf(kw, res.headers['x-keyward-request-id'] as string);
     expect(row).toMatchObject({ outcome: 'client_aborted', status: 200, stream: 1 });
     expect(row.bytes_out).toBeLessThan(BIG_BYTES);
+  });
+});
+
+describe('a client that stops reading for good', () => {
+  it('is cut after clientStallTimeoutMs: upstream request aborted, row client_aborted saying why', async () => {
+    const stallMs = 1000;
+    const strict = await startKeyward({ upstream: upstream.url, keys: KEYS, env: { CLIENT_STALL_TIMEOUT_MS: String(stallMs) } });
+    try {
+      const startedAt = Date.now();
+      const { req, res } = await startBig('big-stalled', strict);
+      req.on('error', () => {});
+      const stuck = await upstreamHeldBack('big-stalled');
+      expect(stuck.done).toBe(false);
+      const up = await eventually(() => seen.get('big-stalled')?.aborted && seen.get('big-stalled'), 10_000);
+      expect(up.aborted).toBe(true);
+      expect(bigAnswers.get('big-stalled')!.done).toBe(false);
+      // Cut by the stall timer, not earlier: it starts once Keyward holds the upstream back.
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(stallMs);
+      // A client that reads again finds its answer cut short, never a clean end.
+      let received = 0;
+      const finish = await new Promise<'end' | 'cut'>((ok) => {
+        res.on('data', (d: Buffer) => (received += d.length));
+        res.on('end', () => ok('end'));
+        res.on('error', () => ok('cut'));
+        res.on('aborted', () => ok('cut'));
+        res.resume();
+      });
+      expect(finish).toBe('cut');
+      expect(received).toBeLessThan(BIG_BYTES);
+      const row = await rowOf(strict, res.headers['x-keyward-request-id'] as string);
+      expect(row).toMatchObject({ outcome: 'client_aborted', status: 200, stream: 1, error: 'the client read nothing for 1 s' });
+      expect(row.bytes_out).toBeLessThan(BIG_BYTES);
+    } finally {
+      await strict.stop();
+    }
   });
 });
 

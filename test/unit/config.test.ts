@@ -91,6 +91,15 @@ describe('loadConfig precedence: flag > environment > config.json > default', ()
     expect(config.upstreamBaseUrl.href).toBe('http://env.example.com:9000/');
   });
 
+  it('clientStallTimeoutMs: default, config.json, the environment; a bad value is named', () => {
+    expect(loadConfig({ OPENAI_API_KEY: 'sk-env-key', CONFIG_FILE: configFile({}) }, []).clientStallTimeoutMs).toBe(600_000);
+    const file = configFile({ OPENAI_API_KEY: 'sk-file-key', clientStallTimeoutMs: 120_000 });
+    expect(loadConfig({ CONFIG_FILE: file }, []).clientStallTimeoutMs).toBe(120_000);
+    expect(loadConfig({ CONFIG_FILE: file, CLIENT_STALL_TIMEOUT_MS: '5000' }, []).clientStallTimeoutMs).toBe(5000);
+    expect(() => loadConfig({ CONFIG_FILE: file, CLIENT_STALL_TIMEOUT_MS: 'soon' }, [])).toThrow(/CLIENT_STALL_TIMEOUT_MS/);
+    expect(() => loadConfig({ CONFIG_FILE: configFile({ OPENAI_API_KEY: 'k', clientStallTimeoutMs: 0 }) }, [])).toThrow(/clientStallTimeoutMs/);
+  });
+
   it('an empty environment variable counts as unset', () => {
     const config = loadConfig({ CONFIG_FILE: configFile(FULL_FILE), OPENAI_API_KEY: '', PORT: '', HOST: '' }, []);
     expect(config).toMatchObject({ upstreamKeys: [{ key: 'sk-file-key' }], port: 1111, host: '10.0.0.1' });
