@@ -254,7 +254,7 @@ async function main() {
           url: chatUrl(t), headers: t.headers, body: STREAM, streams: settings.timingStreams,
           concurrency: settings.timingConc, delay_ms: settings.chunkDelayMs,
         }, 120_000);
-        countForKeyward(t, settings.timingStreams, settings.timingStreams);
+        countForKeyward(t, settings.timingStreams + r.warmup, settings.timingStreams + r.warmup);
         const d = r.chunk_delay_ms;
         log(`${t.name.padEnd(7)} timing${roundTag(round)}: ${r.stamped} chunks, delay p50 ${d.p50?.toFixed(3)} ms, p99 ${d.p99?.toFixed(3)} ms, ` +
           `max ${d.max?.toFixed(3)} ms, other CPU ${r.other_cpu_pct.toFixed(0)} %${r.problems.length ? `, PROBLEMS: ${r.problems.join('; ')}` : ''}`);

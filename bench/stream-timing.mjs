@@ -6,10 +6,10 @@
 //
 // Two things keep the rig's own delays out of the figure (on a 2-core VM they reached 5–9 ms with
 // no proxy at all, all of it at the first and last event of a stream):
-// - The streams are staggered: worker k starts k·delay_ms/concurrency after the first, so the mock
-//   does not send every stream's chunk in the same millisecond. In lockstep, the client (pinned
-//   with the mock) read the fifth stream's chunk only after it had ended four streams and started
-//   four new requests, ~1.5 ms each: a delay of the rig, not of the proxy.
+// - The streams are staggered: worker k of W (the streams at a time) starts k·delay_ms/W after
+//   the first, so the mock does not send every stream's chunk in the same millisecond. In
+//   lockstep, the client (pinned with the mock) read the fifth stream's chunk only after it had
+//   ended four streams and started four new requests, ~1.5 ms each: a delay of the rig.
 // - `warmup` streams (default: one per worker) run first and are not measured: the client's own
 //   first requests run cold (JIT, connection set-up).
 //

@@ -48,7 +48,7 @@ export interface Config {
   logBodies: boolean;
   corsOrigins: '*' | string[];
   upstreamTimeoutMs: number;
-  /** How long a client may read nothing of an answer that waits for it before it is cut. */
+  /** How long a client's connection may take none of an answer that waits for it before it is cut. */
   clientStallTimeoutMs: number;
   shutdownTimeoutMs: number;
   maxBodyBytes: number;

@@ -16,8 +16,8 @@ export interface ForwardOptions {
   pool: UpstreamPool;
   /** Time the upstream may take to start answering, and may stay silent mid-answer, before 504. */
   timeoutMs: number;
-  /** Time a client may read nothing of an answer that waits for it before both are cut. */
-  stallTimeoutMs?: number;
+  /** Time a client's connection may take none of an answer that waits for it before both are cut. */
+  stallTimeoutMs: number;
   maxBodyBytes: number;
   /** Upstream keys tried for one request at most (429 / 401 move it to the next). */
   maxAttempts?: number;
@@ -38,8 +38,6 @@ const MULTIPART_ENDPOINTS = new Set(['audio.transcriptions', 'audio.translations
  * that stopped sending and waits for the answer's end.
  */
 const LINGER_MS = 2_000;
-/** See ForwardOptions.stallTimeoutMs (config: clientStallTimeoutMs). */
-const DEFAULT_STALL_MS = 600_000;
 /** A 429 or 401 body is read whole to learn OpenAI's error code; no real one comes near this. */
 const MAX_ERROR_BODY = 256 * 1024;
 
@@ -158,7 +156,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       return;
     }
     pool.report(this.key, { status });
-    this.sink = relayResponse(this.ctx, answer, this.res, controller, this.opts.stallTimeoutMs ?? DEFAULT_STALL_MS);
+    this.sink = this.relay(answer, controller);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -180,6 +178,10 @@ class Attempt implements Dispatcher.DispatchHandler {
     });
   }
 
+  private relay(answer: UpstreamAnswer, controller: Dispatcher.DispatchController): AnswerSink {
+    return relayResponse(this.ctx, answer, this.res, controller, this.opts.stallTimeoutMs);
+  }
+
   /**
    * A 429 or 401 too long to read for its code (not OpenAI's own): the key is reported all the same.
    * A 429 is then relayed as it is; a 401 is answered 502 as always (its body may echo the key).
@@ -193,7 +195,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.afterUpload(() => relayReadAnswer(this.ctx, answer, Buffer.alloc(0), this.res));
       return controller.abort(new Error('refused, answered'));
     }
-    this.sink = relayResponse(this.ctx, answer, this.res, controller, this.opts.stallTimeoutMs ?? DEFAULT_STALL_MS);
+    this.sink = this.relay(answer, controller);
     for (const chunk of chunks) this.sink.data(chunk);
   }
 

@@ -94,13 +94,22 @@ class Relay implements AnswerSink {
     this.stall = undefined;
     this.res.off('close', this.stopStallTimer);
   };
+  /** What the client's connection had taken when the stall timer was last (re)armed. */
+  private takenAtArm = 0;
   /**
    * A client that stops reading would otherwise hold its upstream connection (and the answer
    * buffered for it) for as long as it keeps its own connection open: undici's body timeout does
    * not run while paused. Cut, it leaves a client_aborted row like any client that leaves.
+   * 'drain' alone is no sign of life: a slow reader can take minutes to drain megabytes of socket
+   * buffers while reading all along. So the timer looks at what the connection took meanwhile.
    */
   private readonly stalled = () => {
-    this.ctx.error ??= `the client read nothing for ${this.stallMs / 1000} s`;
+    const taken = this.taken();
+    if (taken > this.takenAtArm) {
+      this.takenAtArm = taken;
+      return void this.stall?.refresh();
+    }
+    this.ctx.error ??= `the client took no data for ${this.stallMs / 1000} s`;
     this.res.destroy();
   };
 
@@ -133,9 +142,16 @@ class Relay implements AnswerSink {
       this.waiting = true;
       this.valve.pause();
       this.res.once('drain', this.drained);
+      this.takenAtArm = this.taken();
       this.stall = setTimeout(this.stalled, this.stallMs);
       this.res.once('close', this.stopStallTimer); // a client that leaves frees the Relay at once
     }
+  }
+
+  /** Bytes the client's connection has accepted so far (written minus still queued in Node). */
+  private taken(): number {
+    const socket = this.res.socket;
+    return socket ? socket.bytesWritten - socket.writableLength : 0;
   }
 
   end(): void {

@@ -5,8 +5,8 @@ const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
 /**
  * A client's request body on its way upstream, handed to undici as an async iterable of the
  * request's own chunks. Not a PassThrough: piping into one added a stream hop with its own
- * buffering and pause/resume per 64 KB chunk, and a 20 MB POST took ~1.7× the time and ~2× the
- * CPU of a bare pipe proxy; this way it is on par (bench/). Not the request itself either: undici
+ * buffering and pause/resume per 64 KB chunk; 20 MB POSTs took 1.2–1.7× the time of a bare pipe
+ * proxy, and now 0.9–1.1× (A/B runs, bench/). Not the request itself either: undici
  * destroys a stream body it gives up on, and destroying the request would cut the client's
  * connection before Keyward could answer. An iterable it can only stop reading.
  *
@@ -32,9 +32,12 @@ export class Upload implements AsyncIterableIterator<Buffer> {
     req.on('close', this.onClose);
   }
 
-  /** The client is still sending its body. */
+  /**
+   * The client may still be sending: its body has not been read to its end. (Not `req.complete`:
+   * that is true as soon as the last byte arrived, even if it waits unread behind a pause.)
+   */
   get unfinished(): boolean {
-    return !this.req.complete && !this.req.destroyed;
+    return !this.req.readableEnded && !this.req.destroyed;
   }
 
   [Symbol.asyncIterator](): this {

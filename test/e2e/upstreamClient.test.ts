@@ -437,7 +437,7 @@ describe('a client that stops reading for good', () => {
       expect(finish).toBe('cut');
       expect(received).toBeLessThan(BIG_BYTES);
       const row = await rowOf(strict, res.headers['x-keyward-request-id'] as string);
-      expect(row).toMatchObject({ outcome: 'client_aborted', status: 200, stream: 1, error: 'the client read nothing for 1 s' });
+      expect(row).toMatchObject({ outcome: 'client_aborted', status: 200, stream: 1, error: 'the client took no data for 1 s' });
       expect(row.bytes_out).toBeLessThan(BIG_BYTES);
     } finally {
       await strict.stop();

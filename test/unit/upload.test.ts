@@ -86,6 +86,23 @@ describe('Upload (a request body as undici reads it)', () => {
     await expect(upload.next()).rejects.toThrow(/dropped/);
   });
 
+  it('unfinished until the body is read to its end, even when its last byte waits behind a pause', async () => {
+    const req = fakeRequest();
+    const upload = new Upload(req as unknown as IncomingMessage, () => {});
+    req.send('a', 'b');
+    req.finish(); // every byte has arrived (req.complete), two chunks still unread
+    await tick();
+    expect(req.complete).toBe(true);
+    expect(upload.unfinished).toBe(true);
+    upload.drop(); // an early answer: the rest is read and dropped, then the answer may end
+    let rested = false;
+    upload.afterRest(() => (rested = true), 10_000);
+    await tick();
+    await tick();
+    expect(rested).toBe(true);
+    expect(upload.unfinished).toBe(false);
+  });
+
   it('return() (undici gave up) lets go of the request without destroying it', async () => {
     const req = fakeRequest();
     const upload = new Upload(req as unknown as IncomingMessage, () => {});
