@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -58,6 +58,8 @@ export async function startKeyward(opts: {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // A test that times out never reaches its own stop(): test/globalSetup.ts kills what is left.
+  if (process.env.KEYWARD_TEST_PIDS) appendFileSync(process.env.KEYWARD_TEST_PIDS, `${proc.pid}\n`);
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));

@@ -411,37 +411,41 @@ describe('backpressure', () => {
 });
 
 describe('a client that stops reading for good', () => {
+  const stallMs = 1000;
+  let strict: KeywardProcess;
+  // Started and stopped around the test, not inside it: a test that times out never reaches its finally.
+  beforeAll(async () => {
+    strict = await startKeyward({ upstream: upstream.url, keys: KEYS, env: { CLIENT_STALL_TIMEOUT_MS: String(stallMs) } });
+  });
+  afterAll(async () => {
+    await strict?.stop();
+  });
+
   it('is cut after clientStallTimeoutMs: upstream request aborted, row client_aborted saying why', async () => {
-    const stallMs = 1000;
-    const strict = await startKeyward({ upstream: upstream.url, keys: KEYS, env: { CLIENT_STALL_TIMEOUT_MS: String(stallMs) } });
-    try {
-      const startedAt = Date.now();
-      const { req, res } = await startBig('big-stalled', strict);
-      req.on('error', () => {});
-      const stuck = await upstreamHeldBack('big-stalled');
-      expect(stuck.done).toBe(false);
-      const up = await eventually(() => seen.get('big-stalled')?.aborted && seen.get('big-stalled'), 10_000);
-      expect(up.aborted).toBe(true);
-      expect(bigAnswers.get('big-stalled')!.done).toBe(false);
-      // Cut by the stall timer, not earlier: it starts once Keyward holds the upstream back.
-      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(stallMs);
-      // A client that reads again finds its answer cut short, never a clean end.
-      let received = 0;
-      const finish = await new Promise<'end' | 'cut'>((ok) => {
-        res.on('data', (d: Buffer) => (received += d.length));
-        res.on('end', () => ok('end'));
-        res.on('error', () => ok('cut'));
-        res.on('aborted', () => ok('cut'));
-        res.resume();
-      });
-      expect(finish).toBe('cut');
-      expect(received).toBeLessThan(BIG_BYTES);
-      const row = await rowOf(strict, res.headers['x-keyward-request-id'] as string);
-      expect(row).toMatchObject({ outcome: 'client_aborted', status: 200, stream: 1, error: 'the client took no data for 1 s' });
-      expect(row.bytes_out).toBeLessThan(BIG_BYTES);
-    } finally {
-      await strict.stop();
-    }
+    const startedAt = Date.now();
+    const { req, res } = await startBig('big-stalled', strict);
+    req.on('error', () => {});
+    const stuck = await upstreamHeldBack('big-stalled');
+    expect(stuck.done).toBe(false);
+    const up = await eventually(() => seen.get('big-stalled')?.aborted && seen.get('big-stalled'), 10_000);
+    expect(up.aborted).toBe(true);
+    expect(bigAnswers.get('big-stalled')!.done).toBe(false);
+    // Cut by the stall timer, not earlier: it starts once Keyward holds the upstream back.
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(stallMs);
+    // A client that reads again finds its answer cut short, never a clean end.
+    let received = 0;
+    const finish = await new Promise<'end' | 'cut'>((ok) => {
+      res.on('data', (d: Buffer) => (received += d.length));
+      res.on('end', () => ok('end'));
+      res.on('error', () => ok('cut'));
+      res.on('aborted', () => ok('cut'));
+      res.resume();
+    });
+    expect(finish).toBe('cut');
+    expect(received).toBeLessThan(BIG_BYTES);
+    const row = await rowOf(strict, res.headers['x-keyward-request-id'] as string);
+    expect(row).toMatchObject({ outcome: 'client_aborted', status: 200, stream: 1, error: 'the client took no data for 1 s' });
+    expect(row.bytes_out).toBeLessThan(BIG_BYTES);
   });
 });
 
