@@ -1,6 +1,7 @@
 import pino from 'pino';
 import type { RequestContext } from '../http/context.js';
 import type { UsageRow } from '../storage/usageStore.js';
+import { isoTime } from '../util/isoTime.js';
 import { redactBase64 } from './redactBodies.js';
 
 /**
@@ -25,7 +26,7 @@ export class AccessLog {
   write(ctx: RequestContext, status: number, latencyMs: number, row: UsageRow | undefined): void {
     const line: Record<string, unknown> = {
       level: 30,
-      time: new Date().toISOString(),
+      time: isoTime(Date.now()),
       request_id: ctx.id,
       key_id: ctx.principal?.id ?? null,
       key_name: ctx.principal?.name ?? null,

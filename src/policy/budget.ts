@@ -3,6 +3,8 @@
  * from the usage store (so they survive a restart) and grow with every row; requests in flight hold a
  * reservation of their estimated cost, so fifty requests fired at once cannot all slip under a limit.
  */
+import { isoTime } from '../util/isoTime.js';
+
 export interface Spend {
   day: number;
   month: number;
@@ -21,7 +23,7 @@ export interface BudgetRefusal {
   spent: number;
 }
 
-const dayOf = (t: number) => new Date(t).toISOString().slice(0, 10);
+const dayOf = (t: number) => isoTime(t).slice(0, 10);
 
 export class BudgetTracker {
   private readonly spent = new Map<string, Spend>();
