@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import cors from 'cors';
-import express, { type ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { createGateway } from './gateway.js';
@@ -11,14 +10,11 @@ import { newContext, openContext, type ContextHooks } from './http/requestContex
 import { createRealtimeUpgrade } from './proxy/realtime.js';
 import type { KeyRing } from './keys/keyRing.js';
 import type { AccessLog } from './logging/accessLog.js';
-import { checkKey } from './auth/authenticate.js';
-import { extractKey } from './auth/credentials.js';
 import { settle, type PolicyEngine } from './policy/authorize.js';
 import type { Forward } from './proxy/forward.js';
 import type { UsageStore } from './storage/usageStore.js';
 import type { UpstreamPool } from './upstream/pool.js';
 import type { Meter } from './usage/meter.js';
-import { keyFromBasicAuth, statusPage, type StatusData } from './web/statusPage.js';
 import { VERSION } from './version.js';
 import { health } from './web/health.js';
 
@@ -96,61 +92,34 @@ export function createApp(parts: AppParts): App {
   const gateway = createGateway({ ...parts, hooks, cors: corsHandler });
 
   const startedAt = Date.now();
-  const web = express();
-  web.disable('x-powered-by');
-  web.set('etag', false);
-  web.use((req, res, next) => {
-    openContext(req, res, hooks);
-    next();
-  });
-  web.use(corsHandler);
-  web.get('/health', health(startedAt, VERSION));
-  web.get(
-    '/',
-    statusPage({
-      access: config.statusPage,
-      isAuthorized: (req) => {
-        const key = extractKey(req.headers) ?? keyFromBasicAuth(req.headers.authorization);
-        return key !== undefined && checkKey(parts.keys, key).ok;
-      },
-      data: () => statusData(parts, startedAt),
-    }),
-  );
-  web.use((req, res) => {
-    sendError(res, 404, `Invalid URL (${req.method} ${req.path}): Keyward serves the OpenAI API under /v1/.`, 'invalid_request_error', 'not_found');
-  });
-  const onError: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
-    parts.log.error({ err }, 'request failed inside Keyward');
-    sendError(res, 500, 'Keyward failed to handle this request.', 'server_error', 'internal_error');
+  const healthCheck = health(startedAt, VERSION);
+  // Express serves the pages (status page, 404s) and is loaded on the first such request: the API
+  // under /v1/ and /health never need it, and loaded it is ~3 MB of heap every full GC walks.
+  let web: Promise<(req: IncomingMessage, res: ServerResponse) => void> | undefined;
+  const pages = (req: IncomingMessage, res: ServerResponse) => {
+    web ??= import('./web/webApp.js').then((m) => m.createWebApp({ ...parts, hooks, cors: corsHandler, startedAt }));
+    web.then((handle) => handle(req, res)).catch((err: unknown) => {
+      parts.log.error({ err }, 'request failed inside Keyward');
+      if (!res.headersSent) sendError(res, 500, 'Keyward failed to handle this request.', 'server_error', 'internal_error');
+    });
   };
-  web.use(onError);
 
   return {
     handle: (req, res) => {
       const url = req.url ?? '/';
       if (url.startsWith('/v1/') || url === '/v1' || url.startsWith('/v1?')) gateway(req, res);
-      else web(req, res);
+      else if (isHealthCheck(req, url)) {
+        openContext(req, res, hooks);
+        corsHandler(req, res, () => healthCheck(req, res));
+      } else pages(req, res);
     },
     upgrade,
   };
 }
 
-/** What the status page shows: counts and masked keys only, never a secret. */
-function statusData(parts: AppParts, startedAt: number): StatusData {
-  const now = Date.now();
-  const keys = { active: 0, disabled: 0, expired: 0 };
-  for (const k of parts.keys.list()) {
-    if (k.disabled) keys.disabled++;
-    else if (k.expiresAt !== undefined && k.expiresAt <= now) keys.expired++;
-    else keys.active++;
-  }
-  const d = new Date(now);
-  const t = parts.store.totalsSince(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
-  return {
-    version: VERSION,
-    startedAt,
-    keys,
-    pool: parts.pool.status(),
-    today: { requests: t.requests, input_tokens: t.input_tokens, output_tokens: t.output_tokens, total_tokens: t.total_tokens, cost_usd: t.cost_usd },
-  };
+/** GET or HEAD /health (a query or a trailing slash allowed, as Express routes them). */
+function isHealthCheck(req: IncomingMessage, url: string): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  const path = url.split('?', 1)[0];
+  return path === '/health' || path === '/health/';
 }

@@ -292,7 +292,14 @@ describe('forwarding', () => {
   it('answers outside /v1 and the health check without a key', async () => {
     const h = await raw('GET', '/health');
     expect(h.status).toBe(200);
-    expect(h.json.status).toBe('ok');
+    expect(h.json).toMatchObject({ status: 'ok', version: expect.any(String), uptime_s: expect.any(Number) });
+    expect(h.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    // Served without Express (loaded only for pages), routed as Express would: query, trailing slash, HEAD.
+    expect((await raw('GET', '/health/?probe=1')).json.status).toBe('ok');
+    const head = await raw('HEAD', '/health');
+    expect(head.status).toBe(200);
+    expect(head.text).toBe('');
+    expect((await raw('POST', '/health')).status).toBe(404);
     const nf = await raw('GET', '/nope', { 'api-key': ALICE_KEY });
     expect(nf.status).toBe(404);
     expect(nf.json.error.type).toBe('invalid_request_error');
