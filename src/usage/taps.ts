@@ -32,17 +32,16 @@ function lastEventEnd(chunk: Buffer): number {
   return Math.max(lf === -1 ? -1 : lf + 2, crlf === -1 ? -1 : crlf + 4);
 }
 
-const USAGE_KEY = [0x22, 0x75, 0x73, 0x61, 0x67, 0x65, 0x22]; // "usage"
+const USAGE_KEY = Buffer.from('"usage"');
 
 /**
- * Whether the bytes hold `"usage"` followed by `:` and an object (not `null`). A plain loop: with
- * one event per chunk, two native buffer searches per chunk cost more than this scan (measured).
+ * Whether the bytes hold `"usage"` followed by `:` and an object (not `null`: OpenAI's stream sends
+ * `"usage":null` in every chunk when usage is asked for). Buffer#indexOf per occurrence: on the
+ * 2-core VM of 2026-11-25 it took 0.5 µs a chunk against 0.9–1.3 µs for a byte loop in JS (on the
+ * faster VM of the day before, the loop had measured cheaper than four such searches).
  */
 function mayHoldUsage(bytes: Buffer): boolean {
-  const last = bytes.length - USAGE_KEY.length;
-  outer: for (let i = 0; i <= last; i++) {
-    if (bytes[i] !== 0x22) continue;
-    for (let k = 1; k < USAGE_KEY.length; k++) if (bytes[i + k] !== USAGE_KEY[k]) continue outer;
+  for (let i = bytes.indexOf(USAGE_KEY); i !== -1; i = bytes.indexOf(USAGE_KEY, i + USAGE_KEY.length)) {
     const value = valueStart(bytes, i + USAGE_KEY.length);
     if (value !== -1 && bytes[value] === 0x7b /* { */) return true;
   }
