@@ -1,3 +1,5 @@
+import { mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pino from 'pino';
 import type { RequestContext } from '../http/context.js';
 import type { UsageRow } from '../storage/usageStore.js';
@@ -18,9 +20,13 @@ export class AccessLog {
     file: string,
     private readonly logBodies: boolean,
   ) {
+    // Opened here, synchronously: SonicBoom opens a path asynchronously, and a close() (a stop)
+    // before that open completed could not write the lines waiting in memory (seen in CI).
+    mkdirSync(dirname(file), { recursive: true });
+    const fd = openSync(file, 'a');
     // Lines are batched (4 KB, or 1 s at most) and kept as Buffers: in its default string mode
     // SonicBoom measures the whole pending batch on every write (~6 KB of garbage a line, measured).
-    this.dest = pino.destination({ dest: file, sync: false, mkdir: true, minLength: 4096, periodicFlush: 1000, contentMode: 'buffer' } as never) as never;
+    this.dest = pino.destination({ dest: fd, sync: false, minLength: 4096, periodicFlush: 1000, contentMode: 'buffer' } as never) as never;
   }
 
   write(ctx: RequestContext, status: number, latencyMs: number, row: UsageRow | undefined): void {

@@ -34,8 +34,7 @@ describe('AccessLog', () => {
 
   it('close() writes out every line of a burst, in order, at once (what shutdown relies on)', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'kw-log-')), 'access.log');
-    const log = new AccessLog(file, false);
-    while (!existsSync(file)) await new Promise((r) => setTimeout(r, 10)); // opened asynchronously
+    const log = new AccessLog(file, false); // no wait: the file is open once the constructor returns
     const ids: string[] = [];
     for (let i = 0; i < 2000; i++) {
       const ctx = newContext({ url: '/v1/embeddings', method: 'POST', headers: {} } as IncomingMessage);
