@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { CLIENT_CREDENTIAL_HEADERS } from '../auth/credentials.js';
 
 /** Headers as undici gives them: lower-case names; a repeated header is an array. */
 export type UpstreamHeaders = Record<string, string | string[] | undefined>;
-import { CLIENT_CREDENTIAL_HEADERS } from '../auth/credentials.js';
 
 /** RFC 9110 §7.6.1 connection-specific headers: they describe one hop and are never forwarded. */
 const HOP_BY_HOP = new Set([

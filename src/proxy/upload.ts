@@ -2,6 +2,8 @@ import type { IncomingMessage } from 'node:http';
 
 const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
 
+type Waiting = { resolve: (r: IteratorResult<Buffer>) => void; reject: (err: Error) => void };
+
 /**
  * A client's request body on its way upstream, handed to undici as an async iterable of the
  * request's own chunks. Not a PassThrough: piping into one added a stream hop with its own
@@ -18,7 +20,7 @@ const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
  */
 export class Upload implements AsyncIterableIterator<Buffer> {
   private readonly queue: Buffer[] = [];
-  private waiting: { resolve: (r: IteratorResult<Buffer>) => void; reject: (err: Error) => void } | undefined;
+  private waiting: Waiting | undefined;
   private ended = false;
   private failure: Error | undefined;
 
@@ -89,12 +91,8 @@ export class Upload implements AsyncIterableIterator<Buffer> {
   private readonly onData = (chunk: Buffer): void => {
     this.onChunk(chunk);
     if (this.failure) return; // dropped by onChunk
-    const waiting = this.waiting;
-    if (waiting) {
-      this.waiting = undefined;
-      waiting.resolve({ value: chunk, done: false });
-      return;
-    }
+    const waiting = this.takeWaiting();
+    if (waiting) return waiting.resolve({ value: chunk, done: false });
     this.queue.push(chunk);
     this.req.pause();
   };
@@ -102,9 +100,7 @@ export class Upload implements AsyncIterableIterator<Buffer> {
   private readonly onEnd = (): void => {
     this.ended = true;
     this.detach();
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting?.resolve(DONE); // a waiting reader means nothing is queued
+    this.takeWaiting()?.resolve(DONE); // a waiting reader means nothing is queued
   };
 
   private readonly onClose = (): void => {
@@ -116,9 +112,14 @@ export class Upload implements AsyncIterableIterator<Buffer> {
     this.failure = err;
     this.queue.length = 0;
     this.detach();
+    this.takeWaiting()?.reject(err);
+  }
+
+  /** The reader waiting in next(), if any, who is answered now and so no longer waits. */
+  private takeWaiting(): Waiting | undefined {
     const waiting = this.waiting;
     this.waiting = undefined;
-    waiting?.reject(err);
+    return waiting;
   }
 
   private detach(): void {

@@ -52,9 +52,10 @@ function mayHoldUsage(bytes: Buffer): boolean {
 const MAX_PENDING = 16 * 1024 * 1024;
 
 /**
- * SSE: a stream of many small events, of which one or two carry usage. Bytes are only scanned (a
- * native search for `"usage":{`) until a run of complete events holds one, or the model is still
- * unknown; only those runs are decoded and parsed. Most chunks cost two buffer searches.
+ * SSE: a stream of many small events, of which one or two carry usage. Bytes are only scanned
+ * (mayHoldUsage: `"usage"` followed by an object, any spacing) until a run of complete events holds
+ * one, or the model is still unknown; only those runs are decoded and parsed. Most chunks cost two
+ * buffer searches (one finds the chunk's `"usage":null`, one finds nothing more).
  */
 export class SseTap implements ResponseTap {
   private readonly found: Extracted = {};
