@@ -23,4 +23,11 @@ describe('SqliteUsageStore', () => {
     expect(stored).toMatchObject({ ...rest, stream: 1 });
     store.close();
   });
+
+  it('keeps SQLite\'s 2 MB page cache, not better-sqlite3\'s 16 MB (it filled and stayed as RSS under load)', () => {
+    const store = new SqliteUsageStore(':memory:');
+    const db = (store as unknown as { db: { pragma(sql: string, o: { simple: true }): unknown } }).db;
+    expect(db.pragma('cache_size', { simple: true })).toBe(-2000);
+    store.close();
+  });
 });
