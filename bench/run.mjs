@@ -92,7 +92,7 @@ async function main() {
   const keysFile = path.join(workDir, 'keys.json');
   const usageDb = path.join(workDir, 'usage.sqlite');
   writeFileSync(keysFile, `${JSON.stringify([{ key: CLIENT_KEY, name: 'bench', email: 'bench@example.com' }], null, 2)}\n`);
-  // The node flags of `npm start` (package.json: a 4 MB young generation), so the bench runs what
+  // The node flags of `npm start` (package.json: V8 heap sizing), so the bench runs what
   // users run.
   const kwEntry = procs.startService('keyward', process.execPath, [...startFlags(), SERVER], {
     cpu: CPU_PROXY,
