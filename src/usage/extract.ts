@@ -24,14 +24,17 @@ type Mapping = ReadonlyArray<readonly [keyof UsageCounts, ...string[]]>;
 function pick(usage: unknown, mapping: Mapping): Usage | undefined {
   const root = obj(usage);
   if (!root) return undefined;
-  const out: Usage = {};
-  for (const [field, ...path] of mapping) {
+  // Plain index loops: this runs for every metered answer, and destructuring `[field, ...path]`
+  // allocated an array per mapping entry.
+  let out: Usage | undefined;
+  for (let i = 0; i < mapping.length; i++) {
+    const entry = mapping[i]!;
     let v: unknown = root;
-    for (const key of path) v = obj(v)?.[key];
+    for (let k = 1; k < entry.length && v !== undefined; k++) v = obj(v)?.[entry[k] as string];
     const n = count(v);
-    if (n !== undefined) out[field] = n;
+    if (n !== undefined) (out ??= {})[entry[0]] = n;
   }
-  return Object.keys(out).length > 0 ? out : undefined;
+  return out;
 }
 
 /** Chat completions, legacy completions and embeddings (`CompletionUsage` and its subsets). */

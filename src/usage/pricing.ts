@@ -59,6 +59,8 @@ const MEMO_LIMIT = 4096;
 /** A count as a number to price: a positive finite number, else 0. */
 const n = (v: number | null | undefined): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
 const present = (v: number | null | undefined): boolean => typeof v === 'number' && Number.isFinite(v);
+/** count × price; 0 for a zero count whatever the price; NaN for a count with no price. */
+const part = (count: number, price: number | undefined): number => (count === 0 ? 0 : price === undefined ? NaN : count * price);
 
 /** Looks up list prices and turns usage counts into integer nano-dollars (USD × 1e9). */
 export class Pricing {
@@ -125,33 +127,18 @@ export class Pricing {
     const outImage = n(u.output_image_tokens);
     const outText = Math.max(0, n(u.output_tokens) - outAudio - outImage);
 
-    // [count, price]; token prices are per 1M, unit prices per 1.
-    const tokenParts: Array<[number, number | undefined]> = [
-      [inText, p.input],
-      [cached, p.cached_input ?? p.input],
-      [inAudio, p.input_audio ?? p.input],
-      [inImage, p.input_image ?? p.input],
-      [outText, p.output],
-      [outAudio, p.output_audio ?? p.output],
-      [outImage, p.output_image ?? p.output],
-    ];
-    const unitParts: Array<[number, number | undefined]> = [
-      [n(u.audio_seconds), p.per_second],
-      [n(u.input_characters), p.per_character],
-    ];
-
-    let perMillion = 0;
-    for (const [count, price] of tokenParts) {
-      if (count === 0) continue;
-      if (price === undefined) return null;
-      perMillion += count * price;
-    }
-    let perUnit = 0;
-    for (const [count, price] of unitParts) {
-      if (count === 0) continue;
-      if (price === undefined) return null;
-      perUnit += count * price;
-    }
+    // Token prices are per 1M, unit prices per 1. A non-zero count without a price makes the cost
+    // unknown (NaN here, null below).
+    const perMillion =
+      part(inText, p.input) +
+      part(cached, p.cached_input ?? p.input) +
+      part(inAudio, p.input_audio ?? p.input) +
+      part(inImage, p.input_image ?? p.input) +
+      part(outText, p.output) +
+      part(outAudio, p.output_audio ?? p.output) +
+      part(outImage, p.output_image ?? p.output);
+    const perUnit = part(n(u.audio_seconds), p.per_second) + part(n(u.input_characters), p.per_character);
+    if (Number.isNaN(perMillion) || Number.isNaN(perUnit)) return null;
     // USD per 1M tokens × 1e3 = nano-USD per token; round once so parts do not accumulate error.
     return Math.round(perMillion * 1e3 + perUnit * 1e9);
   }

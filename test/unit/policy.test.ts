@@ -66,6 +66,18 @@ describe('familyOf', () => {
     expect(familyOf('GET', '/v1/chat/completions/chatcmpl-1/messages')).toBe('stored_completions');
   });
 
+  it('answers the same from its memo: per method, and after the memo was emptied', () => {
+    expect(familyOf('POST', '/v1/chat/completions')).toBe('chat');
+    expect(familyOf('GET', '/v1/chat/completions')).toBe('stored_completions');
+    expect(familyOf('POST', '/v1/chat/completions')).toBe('chat');
+    // More distinct paths than the memo holds, then the first ones again.
+    for (let i = 0; i < 2500; i++) expect(familyOf('GET', `/v1/files/file-${i}`)).toBe('files');
+    expect(familyOf('DELETE', '/v1/models/m')).toBe('fine_tuning');
+    expect(familyOf('GET', '/v1/models/m')).toBe('models');
+    expect(familyOf('GET', '/v1/files/file-0')).toBe('files');
+    expect(familyOf('POST', '/v1/chat/completions')).toBe('chat');
+  });
+
   it('deleting a model is fine_tuning; reading one is models', () => {
     expect(familyOf('DELETE', '/v1/models/ft:gpt-4o-mini:acme::abc123')).toBe('fine_tuning');
     expect(familyOf('GET', '/v1/models/ft:gpt-4o-mini:acme::abc123')).toBe('models');
