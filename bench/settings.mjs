@@ -17,17 +17,21 @@ export function loadSettings() {
     /** Seconds of JSON and of SSE load (concurrency CONC) per proxy before anything is measured. */
     warm: num('BENCH_WARM', 5, 1, { int: false }),
     /** Seconds per measured run at concurrency CONC (JSON and SSE), per proxy and round. */
-    dur: num('BENCH_DUR', 7, 3, { min: 1, int: false }),
+    dur: num('BENCH_DUR', 4, 3, { min: 1, int: false }),
     /** Seconds per measured run at concurrency 1, per proxy and round. */
-    lowDur: num('BENCH_LOW_DUR', 4, 2, { min: 1, int: false }),
-    /** Interleaved rounds of each test: round 1 bare then Keyward, round 2 Keyward then bare, … */
-    rounds: num('BENCH_ROUNDS', 2, 1, { min: 1 }),
+    lowDur: num('BENCH_LOW_DUR', 3, 2, { min: 1, int: false }),
+    /**
+     * Interleaved rounds of each test: round 1 bare then Keyward, round 2 Keyward then bare, …
+     * Four short rounds rather than two long ones: the VMs here drift by up to 2× within minutes,
+     * and shorter alternating runs share more of the drift.
+     */
+    rounds: num('BENCH_ROUNDS', 4, 1, { min: 1 }),
     conc: num('BENCH_CONC', 50, 50, { min: 1 }),
     /** Content chunks per SSE stream (plus role, finish, usage and [DONE]). */
     chunks: num('BENCH_CHUNKS', 20, 20, { min: 1 }),
     /** Chunk-timing test: delay between upstream chunks, streams per proxy and round, in parallel. */
     chunkDelayMs: num('BENCH_CHUNK_DELAY_MS', 50, 50, { min: 1 }),
-    timingStreams: num('BENCH_TIMING_STREAMS', 10, 4, { min: 1 }),
+    timingStreams: num('BENCH_TIMING_STREAMS', 5, 4, { min: 1 }),
     timingConc: num('BENCH_TIMING_CONC', 5, 4, { min: 1 }),
     /** Large bodies: BIG_N sequential POSTs of BIG_MB each, per proxy (split over the rounds). */
     bigMb: num('BENCH_BIG_MB', 20, 20, { min: 1, int: false }),

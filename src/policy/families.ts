@@ -62,7 +62,9 @@ const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
 export function familyOf(method: string, path: string): Family {
   // Memoised: a gateway sees the same few method + path pairs over and over, and splitting and
   // testing each segment cost ~1 µs a request (profiled). Paths with ids are many: the memo is
-  // emptied when full, as the price memo is.
+  // emptied when full, as the price memo is, and long paths are not kept (a client could otherwise
+  // pin 1,000 × 16 KB of paths).
+  if (path.length > MEMO_MAX_PATH) return classify(method, path);
   const memoKey = `${method} ${path}`;
   let family = memo.get(memoKey);
   if (family === undefined) {
@@ -74,6 +76,7 @@ export function familyOf(method: string, path: string): Family {
 }
 
 const MEMO_LIMIT = 1000;
+const MEMO_MAX_PATH = 256;
 const memo = new Map<string, Family>();
 
 function classify(method: string, path: string): Family {

@@ -76,6 +76,9 @@ describe('familyOf', () => {
     expect(familyOf('GET', '/v1/models/m')).toBe('models');
     expect(familyOf('GET', '/v1/files/file-0')).toBe('files');
     expect(familyOf('POST', '/v1/chat/completions')).toBe('chat');
+    // Long paths are classified without the memo, the same way.
+    expect(familyOf('GET', `/v1/files/${'f'.repeat(5000)}`)).toBe('files');
+    expect(familyOf('POST', `/v1/chat/completions${'/x'.repeat(200)}`)).toBe('stored_completions');
   });
 
   it('deleting a model is fine_tuning; reading one is models', () => {
