@@ -86,10 +86,11 @@ export class SseTap implements ResponseTap {
       }
       return;
     }
-    const complete = this.pending.length
-      ? Buffer.concat([...this.pending, chunk.subarray(0, cut)], this.pendingSize + cut)
-      : chunk.subarray(0, cut);
-    this.pending = cut < chunk.length ? [chunk.subarray(cut)] : [];
+    // The common chunk is one or more whole events: no copy, no new Buffer view, no new array.
+    const head = cut === chunk.length ? chunk : chunk.subarray(0, cut);
+    const complete = this.pending.length ? Buffer.concat([...this.pending, head], this.pendingSize + cut) : head;
+    if (cut < chunk.length) this.pending = [chunk.subarray(cut)];
+    else if (this.pending.length) this.pending = [];
     this.pendingSize = chunk.length - cut;
     if (this.found.model === undefined || mayHoldUsage(complete)) this.parser.push(complete);
   }
