@@ -102,7 +102,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       pool.stop();
       await closeUpstream();
       store.close();
-      accessLog.close();
+      await accessLog.close();
       await keys.close();
       log.info('stopped');
     })());

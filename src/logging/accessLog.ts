@@ -14,7 +14,8 @@ import { redactBase64 } from './redactBodies.js';
  * field-by-field serialiser allocated ~10 KB per line (measured), all of it garbage to collect.
  */
 export class AccessLog {
-  private readonly dest: { write(line: Buffer): boolean; flushSync(): void; end(): void };
+  private readonly dest: { write(line: Buffer): boolean; end(): void; once(event: 'close' | 'error', listener: () => void): void };
+  private closing: Promise<void> | undefined;
 
   constructor(
     file: string,
@@ -24,9 +25,18 @@ export class AccessLog {
     // before that open completed could not write the lines waiting in memory (seen in CI).
     mkdirSync(dirname(file), { recursive: true });
     const fd = openSync(file, 'a');
-    // Lines are batched (4 KB, or 1 s at most) and kept as Buffers: in its default string mode
+    // Lines are batched (32 KB, or 1 s at most) and kept as Buffers: in its default string mode
     // SonicBoom measures the whole pending batch on every write (~6 KB of garbage a line, measured).
-    this.dest = pino.destination({ dest: fd, sync: false, minLength: 4096, periodicFlush: 1000, contentMode: 'buffer' } as never) as never;
+    // 32 KB rather than 4 KB: each batch is one write on libuv's thread pool, and at 4 KB those cost
+    // ~0.6 µs of CPU per line (measured: 3.2 against 3.6–3.9 µs a line in all).
+    this.dest = pino.destination({
+      dest: fd,
+      sync: false,
+      minLength: 32 * 1024,
+      maxWrite: 64 * 1024, // SonicBoom wants minLength below it (its default is 16 KB)
+      periodicFlush: 1000,
+      contentMode: 'buffer',
+    } as never) as never;
   }
 
   write(ctx: RequestContext, status: number, latencyMs: number, row: UsageRow | undefined): void {
@@ -59,16 +69,18 @@ export class AccessLog {
     this.dest.write(Buffer.from(`${JSON.stringify(line)}\n`));
   }
 
-  flush(): void {
-    try {
-      this.dest.flushSync();
-    } catch {
-      // not yet open, or already closed
-    }
-  }
-
-  close(): void {
-    this.flush();
-    this.dest.end();
+  /**
+   * Writes every waiting line, in order, and closes the file. It waits for a batch already being
+   * written on libuv's thread pool: a synchronous flush (what this did before) wrote the lines
+   * queued behind that batch first, so the batch landed after them, or not at all if the process
+   * exited first (test/unit/accessLog.test.ts has the case).
+   */
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      this.dest.once('close', () => resolve());
+      this.dest.once('error', () => resolve()); // nothing more can be written; the stop goes on
+      this.dest.end();
+    });
+    return this.closing;
   }
 }

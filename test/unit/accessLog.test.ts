@@ -19,7 +19,7 @@ describe('AccessLog', () => {
     ctx.requestModel = 'gpt-4o-mini';
     ctx.bodyJson = { secret: 'not logged without logBodies' };
     log.write(ctx, 200, 12.5, undefined);
-    // Well under the 4 KB batch: only the periodic flush can bring it to the file.
+    // Well under the 32 KB batch: only the periodic flush can bring it to the file.
     const deadline = Date.now() + 5000;
     while (readLines(file).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const lines = readLines(file);
@@ -29,10 +29,10 @@ describe('AccessLog', () => {
     expect(Number.isNaN(Date.parse(String(line.time)))).toBe(false);
     expect(line).not.toHaveProperty('request_body');
     expect(line).not.toHaveProperty('outcome'); // undefined fields are left out, as pino does
-    log.close();
+    await log.close();
   });
 
-  it('close() writes out every line of a burst, in order, at once (what shutdown relies on)', async () => {
+  it('close() writes out every line of a burst, in order, before it resolves (what shutdown relies on)', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'kw-log-')), 'access.log');
     const log = new AccessLog(file, false); // no wait: the file is open once the constructor returns
     const ids: string[] = [];
@@ -41,7 +41,26 @@ describe('AccessLog', () => {
       ids.push(ctx.id);
       log.write(ctx, 200, i, undefined);
     }
-    log.close();
+    await log.close();
     expect(readLines(file).map((l) => l.request_id)).toEqual(ids);
+  });
+
+  // The line before the long one goes out alone, on the thread pool, as the long one arrives; close()
+  // right after must not write the long one (and the next) ahead of it. The synchronous flush did.
+  it('keeps the order when close() comes while a batch is being written, and writes a line longer than one write (64 KB) whole', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'kw-log-')), 'access.log');
+    const log = new AccessLog(file, true);
+    const text = 'words, not base64: '.repeat(12_000); // ~230 KB of request body, logged as sent
+    const ids: string[] = [];
+    for (const body of [undefined, { messages: [{ role: 'user', content: text }] }, undefined]) {
+      const ctx = newContext({ url: '/v1/chat/completions', method: 'POST', headers: {} } as IncomingMessage);
+      if (body) ctx.bodyJson = body;
+      ids.push(ctx.id);
+      log.write(ctx, 200, 1, undefined);
+    }
+    await log.close();
+    const lines = readLines(file);
+    expect(lines.map((l) => l.request_id)).toEqual(ids);
+    expect(lines[1]!.request_body).toEqual({ messages: [{ role: 'user', content: text }] });
   });
 });
