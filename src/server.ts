@@ -54,7 +54,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     stallTimeoutMs: config.clientStallTimeoutMs,
     maxBodyBytes: config.maxBodyBytes,
   });
-  const accessLog = new AccessLog(config.accessLog, config.logBodies);
+  const accessLog = new AccessLog(config.accessLog, config.logBodies, (err) =>
+    log.error({ err: (err as NodeJS.ErrnoException).code ?? err.message }, 'access log: a batch of lines could not be written'),
+  );
   const inFlight = new Set<RequestContext>();
   const app = createApp({ config, keys, engine, forward, pool, store, meter, accessLog, log, inFlight });
 

@@ -13,13 +13,27 @@ import { redactBase64 } from './redactBodies.js';
  * The line is pino's format ({"level":30,"time":…}) but serialised by one JSON.stringify: pino's
  * field-by-field serialiser allocated ~10 KB per line (measured), all of it garbage to collect.
  */
+interface Destination {
+  destroyed: boolean;
+  write(line: Buffer): boolean;
+  end(): void;
+  destroy(): void;
+  on(event: 'error', listener: (err: Error) => void): void;
+  once(event: 'close' | 'error', listener: () => void): void;
+}
+
+/** How long a stop waits for the last lines to reach the disk before it gives up on them. */
+const CLOSE_TIMEOUT_MS = 5000;
+
 export class AccessLog {
-  private readonly dest: { write(line: Buffer): boolean; end(): void; once(event: 'close' | 'error', listener: () => void): void };
+  private readonly dest: Destination;
   private closing: Promise<void> | undefined;
 
   constructor(
     file: string,
     private readonly logBodies: boolean,
+    /** A failed write (disk full …): the lines of that batch are lost, the next batch is tried. */
+    onError: (err: Error) => void = () => {},
   ) {
     // Opened here, synchronously: SonicBoom opens a path asynchronously, and a close() (a stop)
     // before that open completed could not write the lines waiting in memory (seen in CI).
@@ -37,9 +51,12 @@ export class AccessLog {
       periodicFlush: 1000,
       contentMode: 'buffer',
     } as never) as never;
+    // Without a listener a failed write would throw from an event and take the process down.
+    this.dest.on('error', onError);
   }
 
   write(ctx: RequestContext, status: number, latencyMs: number, row: UsageRow | undefined): void {
+    if (this.closing) return; // a closed destination throws on write
     const line: Record<string, unknown> = {
       level: 30,
       time: isoTime(Date.now()),
@@ -77,8 +94,20 @@ export class AccessLog {
    */
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
-      this.dest.once('close', () => resolve());
-      this.dest.once('error', () => resolve()); // nothing more can be written; the stop goes on
+      // A write that fails while closing (or a disk that never answers) must not hold the stop,
+      // and the destination is then destroyed: pino flushes a live one synchronously at exit, and
+      // that flush retries a failing write forever.
+      const giveUp = () => {
+        clearTimeout(timer);
+        if (!this.dest.destroyed) this.dest.destroy();
+        resolve();
+      };
+      const timer = setTimeout(giveUp, CLOSE_TIMEOUT_MS);
+      this.dest.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.dest.once('error', giveUp);
       this.dest.end();
     });
     return this.closing;

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,5 +63,33 @@ describe('AccessLog', () => {
     const lines = readLines(file);
     expect(lines.map((l) => l.request_id)).toEqual(ids);
     expect(lines[1]!.request_body).toEqual({ messages: [{ role: 'user', content: text }] });
+  });
+
+  it('reports a failed write, keeps taking lines, and still closes (a full disk: /dev/full)', async () => {
+    const errors: unknown[] = [];
+    const log = new AccessLog('/dev/full', false, (err) => errors.push((err as NodeJS.ErrnoException).code));
+    const line = () => log.write(newContext({ url: '/v1/embeddings', method: 'POST', headers: {} } as IncomingMessage), 200, 1, undefined);
+    for (let i = 0; i < 300; i++) line(); // well over one 32 KB batch: it is written, and fails
+    const deadline = Date.now() + 5000;
+    while (errors.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(errors).toContain('ENOSPC');
+    expect(line).not.toThrow();
+    await log.close(); // the last lines fail too: close() gives up on them instead of hanging
+    expect(line).not.toThrow(); // after close, lines are dropped, not thrown
+    await expect(log.close()).resolves.toBeUndefined(); // a second close is the same close
+  });
+
+  it('lets the process exit after a failed close (pino flushes a live destination at exit, retrying forever)', () => {
+    const built = new URL('../../dist/src/', import.meta.url).href;
+    const script = `
+      const { AccessLog } = await import('${built}logging/accessLog.js');
+      const { newContext } = await import('${built}http/requestContext.js');
+      const log = new AccessLog('/dev/full', false, () => {});
+      for (let i = 0; i < 50; i++) log.write(newContext({ url: '/v1/x', method: 'POST', headers: {} }), 200, 1, undefined);
+      await log.close();
+      process.exit(0);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000, encoding: 'utf8' });
+    expect(r.error).toBeUndefined(); // no timeout
+    expect(r.status).toBe(0);
   });
 });
