@@ -1,4 +1,4 @@
-// The benchmark's settings, from the environment. Defaults keep a full run under ~4 minutes;
+// The benchmark's settings, from the environment. Defaults keep a full run under ~4½ minutes;
 // BENCH_QUICK=1 shrinks every phase for a ~1 minute smoke run (figures are then only indicative).
 const quick = /^(1|true|yes|on)$/i.test(process.env.BENCH_QUICK ?? '');
 
