@@ -137,10 +137,17 @@ class Attempt implements Dispatcher.DispatchHandler {
       ctx.bytesIn += chunk.length;
       if (ctx.bytesIn <= max) return void sniffer?.write(chunk);
       upload.drop(); // the answer is 413 either way
-      if (!res.headersSent) tooLarge(res, max);
       ctx.status = 413;
       ctx.outcome = 'upstream_error';
       ctx.error = 'request body over the limit';
+      // Given once the client has sent the rest (read and dropped), or after LINGER_MS, as
+      // afterUpload does: answered at once, Node closed the connection with the client still
+      // sending, and the reset destroyed the 413 on its way (seen under load: the client got none).
+      // Waiting first, before the abort below: the upstream's failure waits for the same moment,
+      // and the first to wait answers (the other finds the answer given).
+      upload.afterRest(() => {
+        if (!res.headersSent && !res.destroyed) tooLarge(res, max);
+      }, LINGER_MS);
       ctx.abortUpstream?.();
     }));
     return upload;
