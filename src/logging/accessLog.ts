@@ -6,13 +6,6 @@ import type { UsageRow } from '../storage/usageStore.js';
 import { isoTime } from '../util/isoTime.js';
 import { redactBase64 } from './redactBodies.js';
 
-/**
- * One JSON line per request in access.log, written asynchronously and in batches (pino's SonicBoom
- * destination) so logging never blocks a response. Only chosen fields are written: headers are never
- * logged, so no key, token or cookie can reach the file; bodies only with logBodies, base64 cut short.
- * The line is pino's format ({"level":30,"time":…}) but serialised by one JSON.stringify: pino's
- * field-by-field serialiser allocated ~10 KB per line (measured), all of it garbage to collect.
- */
 interface Destination {
   destroyed: boolean;
   write(line: Buffer): boolean;
@@ -25,6 +18,13 @@ interface Destination {
 /** How long a stop waits for the last lines to reach the disk before it gives up on them. */
 const CLOSE_TIMEOUT_MS = 5000;
 
+/**
+ * One JSON line per request in access.log, written asynchronously and in batches (pino's SonicBoom
+ * destination) so logging never blocks a response. Only chosen fields are written: headers are never
+ * logged, so no key, token or cookie can reach the file; bodies only with logBodies, base64 cut short.
+ * The line is pino's format ({"level":30,"time":…}) but serialised by one JSON.stringify: pino's
+ * field-by-field serialiser allocated ~10 KB per line (measured), all of it garbage to collect.
+ */
 export class AccessLog {
   private readonly dest: Destination;
   private closing: Promise<void> | undefined;

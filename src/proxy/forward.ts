@@ -136,18 +136,16 @@ class Attempt implements Dispatcher.DispatchHandler {
     const upload = (this.upload = new Upload(req, (chunk) => {
       ctx.bytesIn += chunk.length;
       if (ctx.bytesIn <= max) return void sniffer?.write(chunk);
-      upload.drop(); // the answer is 413 either way
       ctx.status = 413;
       ctx.outcome = 'upstream_error';
       ctx.error = 'request body over the limit';
-      // Given once the client has sent the rest (read and dropped), or after LINGER_MS, as
-      // afterUpload does: answered at once, Node closed the connection with the client still
-      // sending, and the reset destroyed the 413 on its way (seen under load: the client got none).
-      // Waiting first, before the abort below: the upstream's failure waits for the same moment,
-      // and the first to wait answers (the other finds the answer given).
-      upload.afterRest(() => {
+      // The answer is 413 either way, given like any early answer (afterUpload: the rest is read and
+      // dropped first; answered at once, the reset of Node's close destroyed the 413 on its way).
+      // Waiting before the abort below: the upstream's failure waits for the same moment, and the
+      // first to wait answers (the other finds the answer given).
+      this.afterUpload(() => {
         if (!res.headersSent && !res.destroyed) tooLarge(res, max);
-      }, LINGER_MS);
+      });
       ctx.abortUpstream?.();
     }));
     return upload;
@@ -232,8 +230,9 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * The upstream answered (or failed) before the client finished sending its body: the rest is read
-   * and dropped, and the answer ends only once it is in (or after LINGER_MS). Ending first would
+   * An answer given before the client finished sending its body (the upstream's, its failure, or
+   * Keyward's own 413 for a body over the limit): the rest is read and dropped, and the answer
+   * ends only once it is in (or after LINGER_MS). Ending first would
    * make Node close the connection with unread bytes in it: a TCP reset, which can destroy the
    * answer on its way to the client (seen: the client got nothing). `then` runs once: 'end' and
    * 'close' both come, and the listeners go with the first.

@@ -1,5 +1,6 @@
 // Searched as Buffers: a string needle is converted on every call (~70 ns a search, measured).
-const USAGE_KEY = Buffer.from('"usage"');
+/** The raw key `"usage"` (the SSE tap searches for it too). */
+export const USAGE_KEY = Buffer.from('"usage"');
 const MODEL_KEY = Buffer.from('"model"');
 
 /**

@@ -1,5 +1,5 @@
 import { CappedBuffer } from './cappedBuffer.js';
-import { modelAndUsage, valueStart } from './jsonFields.js';
+import { modelAndUsage, USAGE_KEY, valueStart } from './jsonFields.js';
 import type { Endpoint } from './endpoint.js';
 import { usageFromJson, usageFromSseEvent } from './extract.js';
 import { SseParser } from './sseParser.js';
@@ -31,8 +31,6 @@ function lastEventEnd(chunk: Buffer): number {
   const crlf = chunk.lastIndexOf('\r\n\r\n');
   return Math.max(lf === -1 ? -1 : lf + 2, crlf === -1 ? -1 : crlf + 4);
 }
-
-const USAGE_KEY = Buffer.from('"usage"');
 
 /**
  * Whether the bytes hold `"usage"` followed by `:` and an object (not `null`: OpenAI's stream sends
