@@ -6,6 +6,8 @@ import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { newContext } from '../../src/http/requestContext.js';
 import { AccessLog } from '../../src/logging/accessLog.js';
+import type { KeyRecord } from '../../src/keys/types.js';
+import type { UsageRow } from '../../src/storage/usageStore.js';
 
 function readLines(file: string): Record<string, unknown>[] {
   if (!existsSync(file)) return [];
@@ -31,6 +33,36 @@ describe('AccessLog', () => {
     expect(line).not.toHaveProperty('request_body');
     expect(line).not.toHaveProperty('outcome'); // undefined fields are left out, as pino does
     await log.close();
+  });
+
+  it('escapes what clients and key files wrote, and keeps multi-byte lines whole across batches', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'kw-log-')), 'access.log');
+    const log = new AccessLog(file, false);
+    const key = { id: 'k_1', digest: 'd', name: 'Zoë "the \\ admin"\n😀', email: 'zoë@例え.jp', disabled: false, expiresAt: undefined, source: 'keys.json', policy: {} } as unknown as KeyRecord;
+    const expected: Record<string, unknown>[] = [];
+    for (let i = 0; i < 3000; i++) {
+      // Multi-byte lines over many 32 KB batches, a line at every kind of boundary, and some of
+      // 45 KB in UTF-8 (15,000 characters): more than the rest of a half-full batch can take.
+      const ctx = newContext({ url: `/v1/chat/completions"\\${'€'.repeat(i % 97)}?q=1`, method: 'POST', headers: {} } as IncomingMessage);
+      ctx.principal = key;
+      ctx.upstreamRequestId = 'req_\u0001"';
+      const row = { model: `gpt-4o-mini-${'日本'.repeat(i % 13)}`, ttfb_ms: i % 2 ? 1.5 : null, input_tokens: i, output_tokens: null, total_tokens: i,
+        cost_nano_usd: i % 3 ? 1500 : null, outcome: 'ok', error: i % 500 === 250 ? '€'.repeat(15_000 + i) : i % 5 ? null : 'broke "mid-stream"\t' } as unknown as UsageRow;
+      log.write(ctx, 200, i === 7 ? Number.NaN : i / 3, row);
+      expected.push({
+        level: 30, request_id: ctx.id, key_id: 'k_1', key_name: key.name, key_email: key.email, method: 'POST', path: ctx.path, status: 200,
+        latency_ms: i === 7 ? null : i / 3, ...(i % 2 ? { ttfb_ms: 1.5 } : {}), model: row.model, stream: false, input_tokens: i, output_tokens: null,
+        total_tokens: i, cost_usd: i % 3 ? 1.5e-6 : null, outcome: 'ok', upstream_request_id: 'req_\u0001"', ...(row.error ? { error: row.error } : {}),
+      });
+    }
+    await log.close();
+    const lines = readLines(file);
+    expect(lines).toHaveLength(3000);
+    lines.forEach((line, i) => {
+      const { time, ...rest } = line;
+      expect(Number.isNaN(Date.parse(String(time)))).toBe(false);
+      expect(rest).toStrictEqual(expected[i]);
+    });
   });
 
   it('close() writes out every line of a burst, in order, before it resolves (what shutdown relies on)', async () => {
