@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { createGateway } from './gateway.js';
 import { elapsedMs, type RequestContext } from './http/context.js';
+import type { InFlight } from './http/inFlight.js';
 import { sendError } from './http/errors.js';
 import { newContext, openContext, type ContextHooks } from './http/requestContext.js';
 import { createRealtimeUpgrade } from './proxy/realtime.js';
@@ -29,7 +30,7 @@ export interface AppParts {
   accessLog: AccessLog;
   log: Logger;
   /** Requests still open (the server waits for them on shutdown). */
-  inFlight: Set<RequestContext>;
+  inFlight: InFlight;
 }
 
 /** Headers a browser client may read from answers (CORS hides the rest). */

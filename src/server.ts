@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
-import type { RequestContext } from './http/context.js';
+import { InFlight } from './http/inFlight.js';
 import { FileKeySource } from './keys/fileKeySource.js';
 import { KeyRing } from './keys/keyRing.js';
 import { SharedKeySource } from './keys/sharedKeySource.js';
@@ -57,7 +57,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const accessLog = new AccessLog(config.accessLog, config.logBodies, (err) =>
     log.error({ err: (err as NodeJS.ErrnoException).code ?? err.message }, 'access log: a batch of lines could not be written'),
   );
-  const inFlight = new Set<RequestContext>();
+  const inFlight = new InFlight();
   const app = createApp({ config, keys, engine, forward, pool, store, meter, accessLog, log, inFlight });
 
   const server = http.createServer(app.handle);
@@ -83,12 +83,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       while (inFlight.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (inFlight.size) {
         log.warn({ inFlight: inFlight.size }, 'shutdown timeout: cutting the remaining requests');
-        for (const ctx of inFlight) {
+        for (const ctx of inFlight.values()) {
           ctx.outcome ??= 'stream_broken';
           ctx.error ??= 'cut by shutdown';
         }
         server.closeAllConnections();
-        for (const ctx of inFlight) ctx.cut?.();
+        for (const ctx of inFlight.values()) ctx.cut?.();
         // Their 'close' events write their rows.
         for (let i = 0; i < 20 && inFlight.size; i++) await new Promise((r) => setTimeout(r, 10));
       }

@@ -61,6 +61,8 @@ export interface RequestContext {
   proxyReq?: ClientRequest;
   bytesIn: number;
   bytesOut: number;
+  /** Where the request sits in the list of requests in flight (src/http/inFlight.ts). */
+  inFlightSlot?: number;
 }
 
 /** Milliseconds since the request arrived, to 0.01 ms. */

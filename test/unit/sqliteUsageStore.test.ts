@@ -1,3 +1,7 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteUsageStore } from '../../src/storage/sqlite/sqliteUsageStore.js';
 import type { UsageRow } from '../../src/storage/usageStore.js';
@@ -28,6 +32,46 @@ describe('SqliteUsageStore', () => {
     const store = new SqliteUsageStore(':memory:');
     const db = (store as unknown as { db: { pragma(sql: string, o: { simple: true }): unknown } }).db;
     expect(db.pragma('cache_size', { simple: true })).toBe(-2000);
+    store.close();
+  });
+
+  const row = (id: string, over: Partial<UsageRow> = {}): UsageRow => ({
+    ts: '2026-11-25T01:02:03.004Z', ts_ms: 1_795_568_523_004, request_id: id, key_id: 'key-id', key_name: 'Alice',
+    key_email: 'alice@example.com', key_source: 'file', method: 'POST', path: '/v1/chat/completions',
+    endpoint: 'chat.completions', model: 'gpt-4o-mini', status: 200, stream: false, input_tokens: 1,
+    cached_input_tokens: null, output_tokens: 1, reasoning_tokens: null, total_tokens: 2, input_audio_tokens: null,
+    output_audio_tokens: null, input_image_tokens: null, output_image_tokens: null, audio_seconds: null,
+    input_characters: null, cost_nano_usd: 1, latency_ms: 1, ttfb_ms: null, upstream_request_id: null,
+    outcome: 'ok', error: null, bytes_in: 1, bytes_out: 1, upstream_key: null, retries: 0, reserved_nano_usd: null,
+    ...over,
+  });
+
+  it('commits rows within moments on its own, for other processes (the usage CLI) to read', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'kw-store-')), 'usage.sqlite');
+    const store = new SqliteUsageStore(file);
+    for (let i = 0; i < 3; i++) store.insert(row(`r${i}`));
+    const reader = new Database(file, { readonly: true });
+    const count = () => (reader.prepare('SELECT COUNT(*) AS n FROM usage').get() as { n: number }).n;
+    const deadline = Date.now() + 2000;
+    while (count() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(count()).toBe(3);
+    // And again, after the first batch was committed: a new transaction, committed the same way.
+    store.insert(row('r3'));
+    while (count() < 4 && Date.now() < deadline + 2000) await new Promise((r) => setTimeout(r, 20));
+    expect(count()).toBe(4);
+    reader.close();
+    store.close();
+  });
+
+  it('a row SQLite refuses is reported and lost alone: the rest of its batch is kept', () => {
+    const errors: Array<[string, number]> = [];
+    const store = new SqliteUsageStore(':memory:', (err, rows) => errors.push([(err as { code?: string }).code ?? '', rows]));
+    store.insert(row('a'));
+    store.insert(row('bad', { key_id: null as unknown as string })); // NOT NULL
+    store.insert(row('c'));
+    store.flush();
+    expect(errors).toEqual([['SQLITE_CONSTRAINT_NOTNULL', 1]]);
+    expect(store.rows().map((r) => r.request_id)).toEqual(['a', 'c']);
     store.close();
   });
 });
