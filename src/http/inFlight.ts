@@ -5,8 +5,9 @@ import type { RequestContext } from './context.js';
  * grows, each request knowing its slot, rather than a Set: with a Set, each request's whole object
  * graph (context, answer, tap, buffers) outlived young-generation collections and was promoted to
  * the old generation, where only full collections free it (measured at concurrency 50: 1,200 bytes
- * promoted per request with the Set, 375 without; old-generation tables that still point at young
- * objects keep them alive). Here a slot is overwritten as its request ends.
+ * promoted per request with the Set, 375 without: a hash table in the old generation that points at
+ * young requests; exactly how it kept ended ones alive was not pinned down). Here a slot is
+ * overwritten as its request ends, and the list's array is replaced only when it grows.
  */
 export class InFlight {
   private readonly list: (RequestContext | undefined)[] = [];
