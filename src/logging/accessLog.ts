@@ -10,6 +10,7 @@ import { redactBase64 } from './redactBodies.js';
 interface Destination {
   destroyed: boolean;
   write(line: Buffer): boolean;
+  flushSync(): void;
   end(): void;
   destroy(): void;
   on(event: 'error', listener: (err: Error) => void): void;
@@ -42,6 +43,18 @@ export class AccessLog {
   private timer: NodeJS.Timeout | undefined;
   /** The key's three fields as JSON, per key record (the same for every request of the key). */
   private readonly keyFields = new WeakMap<KeyRecord, string>();
+  /**
+   * A process that exits without close() (a crash) still writes the lines it has: pino's own exit
+   * hook flushes SonicBoom, but the batch being filled here is not SonicBoom's yet.
+   */
+  private readonly onExit = () => {
+    this.pushBatch();
+    try {
+      if (!this.dest.destroyed) this.dest.flushSync();
+    } catch {
+      // A failing disk at exit: those lines are lost, the exit is not held.
+    }
+  };
 
   constructor(
     file: string,
@@ -59,6 +72,7 @@ export class AccessLog {
     this.dest = pino.destination({ dest: fd, sync: false, minLength: 0, contentMode: 'buffer' } as never) as never;
     // Without a listener a failed write would throw from an event and take the process down.
     this.dest.on('error', onError);
+    process.on('exit', this.onExit);
   }
 
   /**
@@ -123,6 +137,7 @@ export class AccessLog {
    * exited first (test/unit/accessLog.test.ts has the case).
    */
   close(): Promise<void> {
+    process.off('exit', this.onExit);
     this.closing ??= new Promise<void>((resolve) => {
       // A write that fails while closing (or a disk that never answers) must not hold the stop,
       // and the destination is then destroyed: pino flushes a live one synchronously at exit, and

@@ -124,4 +124,18 @@ describe('AccessLog', () => {
     expect(r.error).toBeUndefined(); // no timeout
     expect(r.status).toBe(0);
   });
+
+  it('writes the lines it has when the process dies without close() (an uncaught error)', () => {
+    const built = new URL('../../dist/src/', import.meta.url).href;
+    const file = join(mkdtempSync(join(tmpdir(), 'kw-log-')), 'access.log');
+    const script = `
+      const { AccessLog } = await import('${built}logging/accessLog.js');
+      const { newContext } = await import('${built}http/requestContext.js');
+      const log = new AccessLog(${JSON.stringify(file)}, false, () => {});
+      for (let i = 0; i < 3; i++) log.write(newContext({ url: '/v1/x' + i, method: 'POST', headers: {} }), 200, 1, undefined);
+      setTimeout(() => { throw new Error('crash'); }, 10);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000, encoding: 'utf8' });
+    expect(r.status).toBe(1); // it did crash
+    expect(readLines(file).map((l) => l.path)).toEqual(['/v1/x0', '/v1/x1', '/v1/x2']);
+  });
 });

@@ -74,4 +74,22 @@ describe('SqliteUsageStore', () => {
     expect(store.rows().map((r) => r.request_id)).toEqual(['a', 'c']);
     store.close();
   });
+
+  it('leaves SQLite\'s write lock free between batches: another writer (sqlite3 maintenance) gets in while rows keep coming', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'kw-store-')), 'usage.sqlite');
+    const store = new SqliteUsageStore(file);
+    const other = new Database(file);
+    other.pragma('busy_timeout = 1000');
+    for (let i = 0; i < 30; i++) {
+      store.insert(row(`r${i}`));
+      await new Promise((r) => setTimeout(r, 2));
+      if (i % 10 === 9) {
+        // A lock held by this process's own store could never be released while this write waits.
+        expect(() => other.prepare("DELETE FROM usage WHERE request_id = 'none'").run()).not.toThrow();
+      }
+    }
+    store.close();
+    expect((other.prepare('SELECT COUNT(*) AS n FROM usage').get() as { n: number }).n).toBe(30);
+    other.close();
+  });
 });
