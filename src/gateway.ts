@@ -98,18 +98,24 @@ export function createGateway(parts: {
     if (!authorizeEndpoint(ctx, res)) return;
     if (!withinDeclaredLimit(req, res, max)) return;
     const restricted = ctx.principal!.policy.models !== undefined;
-    const read = mustReadJson(ctx, req, restricted)
-      ? readAndShape(ctx, req, res, max, config.logBodies || hasLimits(ctx.principal!.policy))
-      : mustReadMultipart(req, restricted)
-        ? readMultipartFields(ctx, req, res, max)
-        : undefined;
-    if (!read) return afterBody(ctx, req, res);
-    read.then((ok) => ok && afterBody(ctx, req, res)).catch(failed(ctx, res));
+    // Runs from the request's 'end' event: a throw must answer 500, not escape into the emitter.
+    const read = (err: unknown, ok: boolean) => {
+      if (err) return failed(ctx, res)(err);
+      if (ok) guarded(afterBody, ctx, req, res);
+    };
+    if (mustReadJson(ctx, req, restricted)) {
+      return readAndShape(ctx, req, res, max, config.logBodies || hasLimits(ctx.principal!.policy), read);
+    }
+    if (mustReadMultipart(req, restricted)) {
+      return void readMultipartFields(ctx, req, res, max).then((ok) => read(undefined, ok), (err: unknown) => read(err, false));
+    }
+    afterBody(ctx, req, res);
   };
 
-  const guarded = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => {
+  type Step = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => void;
+  const guarded = (step: Step, ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => {
     try {
-      proceed(ctx, req, res);
+      step(ctx, req, res);
     } catch (err) {
       failed(ctx, res)(err); // one bad request must never take the process (and everyone's streams) down
     }
@@ -119,7 +125,7 @@ export function createGateway(parts: {
     const ctx = openContext(req, res, hooks);
     if (config.logBodies) ctx.keepResponseJson = true;
     // CORS concerns browsers only, and browsers always send Origin: SDKs and servers skip it.
-    if (req.headers.origin !== undefined || req.method === 'OPTIONS') parts.cors(req, res, () => guarded(ctx, req, res));
-    else guarded(ctx, req, res);
+    if (req.headers.origin !== undefined || req.method === 'OPTIONS') parts.cors(req, res, () => guarded(proceed, ctx, req, res));
+    else guarded(proceed, ctx, req, res);
   };
 }

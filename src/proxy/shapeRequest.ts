@@ -53,16 +53,24 @@ export function mustReadJson(ctx: RequestContext, req: IncomingMessage, modelsRe
   return req.method === 'POST' && (READ_JSON.has(ctx.endpoint) || modelsRestricted) && isJson(req.headers['content-type']);
 }
 
-/** Reads the whole body into ctx.body, or answers 413 and returns undefined. */
-async function readWhole(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer | undefined> {
-  try {
-    ctx.body = await readBody(req, maxBytes);
-  } catch (err) {
-    if (err instanceof BodyTooLarge) return void tooLarge(res, maxBytes);
-    throw err;
-  }
-  ctx.bytesIn = ctx.body.length;
-  return ctx.body;
+/** Reads the whole body into ctx.body and passes it on, or answers 413 and passes undefined. */
+function readWhole(
+  ctx: RequestContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  maxBytes: number,
+  done: (err: unknown, raw?: Buffer) => void,
+): void {
+  readBody(req, maxBytes, (err, body) => {
+    if (err instanceof BodyTooLarge) {
+      tooLarge(res, maxBytes);
+      return done(undefined, undefined);
+    }
+    if (err || !body) return done(err);
+    ctx.body = body;
+    ctx.bytesIn = body.length;
+    done(undefined, body);
+  });
 }
 
 /** A multipart upload whose model must be known before forwarding (restricted models only). */
@@ -72,7 +80,9 @@ export function mustReadMultipart(req: IncomingMessage, modelsRestricted: boolea
 
 /** Reads a whole multipart upload to learn its model field before it is forwarded. */
 export async function readMultipartFields(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<boolean> {
-  const raw = await readWhole(ctx, req, res, maxBytes);
+  const raw = await new Promise<Buffer | undefined>((resolve, reject) =>
+    readWhole(ctx, req, res, maxBytes, (err, body) => (err ? reject(err) : resolve(body))),
+  );
   if (!raw) return false;
   await new Promise<void>((done) => {
     const sniffer = sniffMultipart(req.headers, (name, value) => {
@@ -89,35 +99,45 @@ export async function readMultipartFields(ctx: RequestContext, req: IncomingMess
 }
 
 /**
- * Reads the JSON body, notes model and stream, and rewrites it if usage must be asked for.
- * Answers 413 itself and returns false when the body is over the limit.
+ * Reads the JSON body, notes model and stream, and rewrites it if usage must be asked for; then
+ * `done(undefined, true)`. Answers 413 itself (and passes false) when the body is over the limit.
  */
-export async function readAndShape(
+export function readAndShape(
   ctx: RequestContext,
   req: IncomingMessage,
   res: ServerResponse,
   maxBytes: number,
   needParsed: boolean,
-): Promise<boolean> {
-  const raw = await readWhole(ctx, req, res, maxBytes);
-  if (!raw) return false;
+  done: (err: unknown, ok: boolean) => void,
+): void {
+  readWhole(ctx, req, res, maxBytes, (err, raw) => {
+    if (err || !raw) return done(err, false);
+    try {
+      shape(ctx, raw, needParsed);
+    } catch (failure) {
+      return done(failure, false); // called from the request's 'end' event: nothing may throw into it
+    }
+    done(undefined, true);
+  });
+}
+
+function shape(ctx: RequestContext, raw: Buffer, needParsed: boolean): void {
   // Nothing to learn from a body that does not stream, when its answer names the model and no
   // policy or log needs the body: skip the parse (it is on every chat request).
   // (A key written with a \u escape could spell "stream" in other bytes: such a body is parsed.)
   if (!needParsed && ANSWER_NAMES_MODEL.has(ctx.endpoint) && raw.indexOf(STREAM_KEY) === -1 && raw.indexOf(ESCAPE_U) === -1) {
-    return true;
+    return;
   }
   let body: unknown;
   try {
     body = JSON.parse(raw.toString('utf8'));
   } catch {
-    return true; // forwarded as sent: OpenAI's own 400 explains the JSON error best
+    return; // forwarded as sent: OpenAI's own 400 explains the JSON error best
   }
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return true;
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return;
   ctx.bodyJson = body;
   const hadStreamOptions = 'stream_options' in body;
   if (shapeBody(ctx, body as Json)) ctx.body = withIncludeUsage(raw, body as Json, hadStreamOptions);
-  return true;
 }
 
 // Searched as Buffers: a string needle is converted on every call (~70 ns a search, measured).
