@@ -93,20 +93,22 @@ export function createGateway(parts: {
     forward(ctx, req, res);
   };
 
+  /** Once the body is read: from the request's 'end' event, so a throw must answer 500, not escape into the emitter. */
+  const afterRead = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => (err: unknown, ok: boolean) => {
+    if (err) return failed(ctx, res)(err);
+    if (ok) guarded(afterBody, ctx, req, res);
+  };
+
   const proceed = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => {
     if (!authenticate(keys, ctx, req, res)) return;
     if (!authorizeEndpoint(ctx, res)) return;
     if (!withinDeclaredLimit(req, res, max)) return;
     const restricted = ctx.principal!.policy.models !== undefined;
-    // Runs from the request's 'end' event: a throw must answer 500, not escape into the emitter.
-    const read = (err: unknown, ok: boolean) => {
-      if (err) return failed(ctx, res)(err);
-      if (ok) guarded(afterBody, ctx, req, res);
-    };
     if (mustReadJson(ctx, req, restricted)) {
-      return readAndShape(ctx, req, res, max, config.logBodies || hasLimits(ctx.principal!.policy), read);
+      return readAndShape(ctx, req, res, max, config.logBodies || hasLimits(ctx.principal!.policy), afterRead(ctx, req, res));
     }
     if (mustReadMultipart(req, restricted)) {
+      const read = afterRead(ctx, req, res);
       return void readMultipartFields(ctx, req, res, max).then((ok) => read(undefined, ok), (err: unknown) => read(err, false));
     }
     afterBody(ctx, req, res);

@@ -77,9 +77,9 @@ export class AccessLog {
 
   /**
    * Spelled out rather than one JSON.stringify of an object, which scanned every key name and
-   * value for characters to escape.
-   * Strings that come from clients or key files go through JSON.stringify; the rest (numbers,
-   * UUIDs, ISO times, Keyward's own words) need no escaping. Undefined fields are left out, as pino does.
+   * value for characters to escape. Strings that come from clients or key files go through
+   * JSON.stringify; the rest (numbers, UUIDs, ISO times, Keyward's own words) need no escaping.
+   * Undefined fields are left out, as pino does.
    */
   write(ctx: RequestContext, status: number, latencyMs: number, row: UsageRow | undefined): void {
     if (this.closing) return; // a closed destination throws on write

@@ -4,8 +4,8 @@ export class BodyTooLarge extends Error {}
 
 /**
  * Reads a whole request body, failing as soon as it passes maxBytes. `done` is called once. A
- * callback rather than a promise: this runs for every chat request, and the promise and the async
- * functions around it cost a microtask hop and ~2.5 KB of garbage a request (measured).
+ * callback rather than a promise: this runs for every chat request, and the promise with the two
+ * async functions around it cost ~1 KB of garbage a request (measured: 25.0 → 24.0 KB allocated).
  */
 export function readBody(req: IncomingMessage, maxBytes: number, done: (err: Error | undefined, body?: Buffer) => void): void {
   const chunks: Buffer[] = [];

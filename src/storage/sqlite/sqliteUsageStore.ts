@@ -13,16 +13,13 @@ const COLUMNS = [
   'reserved_nano_usd',
 ] as const;
 
-/** The one INSERT statement, as better-sqlite3 runs it: each value its own argument. */
-type Insert = { run(...values: unknown[]): unknown };
-
 /**
  * Writes one row, its values in COLUMNS order, spelled out and passed as arguments rather than in
  * an array: better-sqlite3 reads an array's elements one V8 lookup each (counted with callgrind:
  * ~10,000 CPU instructions a row more, a sixth of the row's cost), and named parameters cost more still.
  * test/unit/sqliteUsageStore.test.ts checks the order.
  */
-function insertRow(stmt: Insert, r: UsageRow): void {
+function insertRow(stmt: Database.Statement, r: UsageRow): void {
   stmt.run(
     r.ts, r.ts_ms, r.request_id, r.key_id, r.key_name, r.key_email, r.key_source, r.method, r.path,
     r.endpoint, r.model, r.status, r.stream ? 1 : 0, r.input_tokens, r.cached_input_tokens,
@@ -45,8 +42,8 @@ const SUMS = `COUNT(*) AS requests,
 
 /**
  * Rows wait in memory at most this long (or until this many are queued) and are then written in one
- * transaction: under load one commit per row cost more CPU than the rest of the metering. Briefly:
- * rows that waited 50 ms outlived young-generation collections and were promoted (measured: a
+ * transaction: under load one commit per row cost more CPU than the rest of the metering. Not
+ * longer: rows that waited 50 ms outlived young-generation collections and were promoted (measured: a
  * quarter of what each request promoted). A transaction left open between batches instead would
  * hold SQLite's write lock all the time and shut out any other writer (sqlite3 maintenance, a
  * second process). A stop (SIGTERM) flushes them; only a hard kill could lose the last rows.
@@ -57,7 +54,7 @@ const FLUSH_ROWS = 500;
 /** SQLite in WAL mode, written in batches (see FLUSH_MS). */
 export class SqliteUsageStore implements UsageStore {
   private readonly db: Database.Database;
-  private readonly stmt: Insert;
+  private readonly stmt: Database.Statement;
   private readonly begin: Database.Statement;
   private readonly commit: Database.Statement;
   private readonly rollback: Database.Statement;
