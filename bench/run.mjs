@@ -8,7 +8,6 @@
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
@@ -16,27 +15,12 @@ import { loadSettings } from './settings.mjs';
 import { Processes, haveTaskset, cpuSeconds, statusKb, resetPeakRss, systemBusySeconds } from './processes.mjs';
 import { checkTarget } from './check.mjs';
 import { summarize, toMarkdown, machineInfo } from './report.mjs';
-
-const BENCH = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.dirname(BENCH);
-const SERVER = path.join(ROOT, 'dist', 'src', 'server.js');
-const UPSTREAM_KEY = 'sk-bench-upstream-0123456789';
-const CLIENT_KEY = 'sk-bench-client-0123456789';
-const WRONG_KEY = 'sk-bench-wrong-00000000000';
+import { BENCH, SERVER, UPSTREAM_KEY, CLIENT_KEY, WRONG_KEY, chatBody, streamBody, CHAT, STREAM, startFlags, keywardEnv, KEYS_JSON } from './workload.mjs';
 
 const settings = loadSettings();
 const pin = settings.pin === 1 && os.availableParallelism() >= 2 && haveTaskset();
 const CPU_RIG = 0; // mock and load generator
 const CPU_PROXY = 1; // each proxy
-
-const messages = [
-  { role: 'system', content: 'You are a helpful assistant.' },
-  { role: 'user', content: 'Write one sentence about a fox.' },
-];
-const chatBody = { model: 'gpt-4o-mini', messages, max_tokens: 64 };
-const streamBody = { ...chatBody, stream: true, stream_options: { include_usage: true } };
-const CHAT = JSON.stringify(chatBody);
-const STREAM = JSON.stringify(streamBody);
 
 const t0 = Date.now();
 const log = (msg) => process.stderr.write(`[${String(Math.round((Date.now() - t0) / 1000)).padStart(4)}s] ${msg}\n`);
@@ -91,23 +75,13 @@ async function main() {
 
   const keysFile = path.join(workDir, 'keys.json');
   const usageDb = path.join(workDir, 'usage.sqlite');
-  writeFileSync(keysFile, `${JSON.stringify([{ key: CLIENT_KEY, name: 'bench', email: 'bench@example.com' }], null, 2)}\n`);
+  writeFileSync(keysFile, KEYS_JSON);
   // The node flags of `npm start` (package.json: V8 heap sizing), so the bench runs what
   // users run.
   const kwEntry = procs.startService('keyward', process.execPath, [...startFlags(), SERVER], {
     cpu: CPU_PROXY,
     cwd: workDir, // no stray config.json: CONFIG_FILE is not set and workDir has none
-    env: {
-      ...baseEnv,
-      OPENAI_API_KEY: UPSTREAM_KEY,
-      OPENAI_BASE_URL: mockUrl,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      KEYS_FILE: keysFile,
-      USAGE_DB: usageDb,
-      ACCESS_LOG: path.join(workDir, 'access.log'),
-      LOG_LEVEL: settings.logLevel,
-    },
+    env: keywardEnv(baseEnv, workDir, mockUrl, settings.logLevel),
   });
   const bareUrl = (await procs.waitForLine(bareEntry, (o) => o.msg === 'bare proxy listening')).url;
   const kwUrl = (await procs.waitForLine(kwEntry, (o) => o.msg === 'Keyward is listening')).url.replace(/\/v1$/, '');
@@ -358,10 +332,4 @@ if (!interrupted) {
   if (failed || settings.keep) log(`kept the work dir (process logs, keys.json, usage.sqlite, access.log): ${workDir}`);
   else rmSync(workDir, { recursive: true, force: true });
   process.exit(failed ? 1 : 0);
-}
-
-/** The `--flag=value` arguments of package.json's start script (e.g. the V8 young-generation size). */
-function startFlags() {
-  const pkg = JSON.parse(readFileSync(path.join(BENCH, '..', 'package.json'), 'utf8'));
-  return pkg.scripts.start.split(/\s+/).filter((a) => /^--[\w-]+=\S+$/.test(a));
 }
