@@ -1,12 +1,13 @@
 // npm run bench:instructions: CPU instructions per JSON chat request, Keyward against the bare
-// proxy, counted by valgrind's callgrind on the live servers. Timings on a shared VM drift by up to
-// 2× within minutes; instruction counts do not (the same run twice agrees to ~1 %), so they rank
-// changes of a few percent that `npm run bench` cannot. They leave out the kernel (socket, file
+// proxy, counted by valgrind's callgrind on the live servers. Timings on a shared VM drift (the
+// same code measured 1.14× and 1.35× the bare proxy's CPU in two full runs an hour apart);
+// instruction counts do not (two runs agreed within 1 %), so they rank changes of a few percent
+// that `npm run bench` cannot. They leave out the kernel (socket, file
 // writes) and the cost of cache misses, so they complement the timed run; they do not replace it.
 //
 // Each proxy runs alone under callgrind (pinned to CPU 1, the mock and load generator to CPU 0):
 // WARM requests at concurrency 50 with counting off (the JIT settles), then N counted. The
-// count is split by where the instructions ran: V8's optimising compiler and the garbage
+// count is split by where the instructions ran: V8's compilers (and its parser) and the garbage
 // collector are shown apart, since when they run depends on how far the warm-up got.
 //
 //   npm run bench:instructions                      # ~5 minutes
@@ -18,6 +19,7 @@ import { mkdtempSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Processes, haveTaskset } from './processes.mjs';
+import { loadSettings } from './settings.mjs';
 import { BENCH, SERVER, UPSTREAM_KEY, CLIENT_KEY, CHAT, startFlags, keywardEnv, KEYS_JSON } from './workload.mjs';
 
 const WARM = Number(process.env.BENCH_IG_WARM ?? 30_000);
@@ -35,26 +37,37 @@ try {
 /** Where an instruction ran, from callgrind_annotate's "file:function [object]". */
 const CATEGORIES = [
   ['SQLite (better-sqlite3)', (fn) => fn.includes('better_sqlite3')],
-  ['V8 optimising compiler, JS parser', (fn) => /compiler::|[Tt]urboshaft|[Mm]aglev|Compiler::|CompileLazy|BytecodeGenerator|internal::Parser::|ParserBase<|PreParser|internal::Scanner::/.test(fn)],
+  // Not CompileLazy: every new closure starts with it as its code and runs it once to install the
+  // code its function already has, which is per-request work, not compiling.
+  ['V8 compilers, JS parser', (fn) => /compiler::|[Tt]urboshaft|[Mm]aglev|Compiler::|BytecodeGenerator|internal::Parser::|ParserBase<|PreParser|internal::Scanner::/.test(fn)],
   ['garbage collector', (fn) => /Scaveng|MarkCompact|Marking|Sweeper|Evacuat|Heap::|RememberedSet|SlotSet|ArrayBufferSweeper|MemoryAllocator|GCTracer/.test(fn)],
   ['JavaScript (JIT code)', (fn) => fn.startsWith('???:0x')],
   ['libc (malloc, memcpy …)', (fn) => fn.includes('libc.so')],
   ['V8 builtins and runtime, Node C++', () => true],
 ];
-const EXCLUDED = 'V8 optimising compiler, JS parser';
+const EXCLUDED = 'V8 compilers, JS parser';
 
 const workDir = mkdtempSync(path.join(os.tmpdir(), 'keyward-instructions-'));
-const pin = os.availableParallelism() >= 2 && haveTaskset();
+const pin = loadSettings().pin === 1 && os.availableParallelism() >= 2 && haveTaskset();
 const procs = new Processes({ pin, logDir: workDir });
 process.on('exit', () => procs.killAllNow());
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.once(signal, () => procs.stopAll(1000).finally(() => process.exit(code)));
+}
 const log = (msg) => process.stderr.write(`${msg}\n`);
-// callgrind_control finds the process through vgdb, whose pipe name takes the HOST variable:
-// give both sides the same one.
-const HOST_ENV = { HOST: '127.0.0.1' };
-const control = (pid, ...args) => execFileSync('callgrind_control', [...args, String(pid)], { env: { ...process.env, ...HOST_ENV }, stdio: 'ignore' });
+// callgrind_control reaches the process through vgdb, whose pipe name is made of the user
+// (LOGNAME, USER) and the host (HOST, HOSTNAME) variables: both sides get the same ones.
+const VGDB_ENV = { LOGNAME: 'bench', USER: 'bench', HOST: '127.0.0.1', HOSTNAME: '127.0.0.1' };
+function control(pid, ...args) {
+  const out = execFileSync('callgrind_control', [...args, String(pid)], {
+    env: { ...process.env, ...VGDB_ENV }, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  // It exits 0 even when it found no such process; it prints "OK." when the command was done.
+  if (!/\bOK\b/.test(out)) throw new Error(`callgrind_control ${args.join(' ')} ${pid}: ${out.trim() || 'no answer'}`);
+}
 
 async function main() {
-  const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? workDir, NODE_ENV: 'production', ...HOST_ENV };
+  const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? workDir, NODE_ENV: 'production', ...VGDB_ENV };
   const mock = procs.startService('mock', process.execPath, [path.join(BENCH, 'mock-upstream.mjs')], {
     cpu: 0,
     env: { ...baseEnv, MOCK_PORT: '0', MOCK_REQUIRE_KEY: UPSTREAM_KEY, MOCK_CHUNKS: '20', MOCK_CHUNK_DELAY_MS: '0' },
@@ -88,7 +101,8 @@ async function main() {
     // The dump (-d) holds the counted part; the file written at exit, nothing more.
     const byCategory = Object.fromEntries(CATEGORIES.map(([c]) => [c, 0]));
     for (const file of readdirSync(workDir).filter((f) => f.startsWith(`${t.name}.callgrind`))) {
-      const text = execFileSync('callgrind_annotate', ['--threshold=100', path.join(workDir, file)], { encoding: 'utf8', maxBuffer: 1 << 28 });
+      // Functions only: no source annotation (its per-line and per-call lines would count twice).
+      const text = execFileSync('callgrind_annotate', ['--threshold=100', '--auto=no', '--inclusive=no', path.join(workDir, file)], { encoding: 'utf8', maxBuffer: 1 << 28 });
       for (const line of text.split('\n')) {
         const m = /^\s*([\d,]+) \([^)]*\)\s+(.+)$/.exec(line);
         if (!m || m[2].includes('PROGRAM TOTALS')) continue;
@@ -96,6 +110,8 @@ async function main() {
         byCategory[category] += Number(m[1].replaceAll(',', '')) / N;
       }
     }
+    const counted = Object.values(byCategory).reduce((a, b) => a + b, 0);
+    if (counted < 10_000) throw new Error(`${t.name}: only ${Math.round(counted)} instructions a request counted: was callgrind switched on?`);
     results[t.name] = byCategory;
   }
   return results;
