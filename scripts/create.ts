@@ -8,6 +8,7 @@ import { ConfigError, loadPaths } from '../src/config/load.js';
 import { generateKey } from '../src/keys/generate.js';
 import { keyIdOf, sha256Hex } from '../src/keys/hash.js';
 import { KeyFileError } from '../src/keys/keyFile.js';
+import { withKeyFileLock } from '../src/keys/keyFileLock.js';
 import { appendKeyEntry, readKeyRecords, type NewKeyEntry } from '../src/keys/keysFileWriter.js';
 
 const USAGE = 'usage: npm run create -- <name> <email> [--force] [--expires 2026-12-31]';
@@ -52,33 +53,40 @@ function main(): void {
     throw err;
   }
   const normalized = email.toLowerCase();
+  let created: { key: string; entry: NewKeyEntry };
   try {
-    const now = Date.now();
-    const active = readKeyRecords(keysFile).filter(
-      (k) => k.email === normalized && !k.disabled && (k.expiresAt === undefined || k.expiresAt > now),
-    );
-    if (active.length && !values.force) {
-      fail(`${normalized} already has an active key (id ${active.map((k) => k.id).join(', ')}); use --force to add another`);
-    }
-    const key = generateKey();
-    const entry: NewKeyEntry = {
-      name: name.trim(),
-      email: normalized,
-      key_sha256: sha256Hex(key),
-      created_at: new Date(now).toISOString(),
-      ...(expiresAt ? { expires_at: expiresAt } : {}),
-    };
-    appendKeyEntry(keysFile, entry);
-    process.stdout.write(
-      `Created a key for ${entry.name} <${entry.email}> (id ${keyIdOf(entry.key_sha256)}) in ${keysFile}.\n` +
-        'It is shown only this once: keys.json keeps only its SHA-256.\n\n' +
-        `  ${key}\n\n` +
-        'Use it with any OpenAI SDK: baseURL http://<keyward-host>:8080/v1, apiKey the key above.\n',
-    );
+    // Checking for an active key and appending happen under one lock: two creates at once for the
+    // same person must not both find none. Nothing in here exits, so the lock is always released.
+    created = withKeyFileLock(keysFile, () => {
+      const now = Date.now();
+      const active = readKeyRecords(keysFile).filter(
+        (k) => k.email === normalized && !k.disabled && (k.expiresAt === undefined || k.expiresAt > now),
+      );
+      if (active.length && !values.force) {
+        throw new Error(`${normalized} already has an active key (id ${active.map((k) => k.id).join(', ')}); use --force to add another`);
+      }
+      const key = generateKey();
+      const entry: NewKeyEntry = {
+        name: name.trim(),
+        email: normalized,
+        key_sha256: sha256Hex(key),
+        created_at: new Date(now).toISOString(),
+        ...(expiresAt ? { expires_at: expiresAt } : {}),
+      };
+      appendKeyEntry(keysFile, entry);
+      return { key, entry };
+    });
   } catch (err) {
     if (err instanceof KeyFileError) fail(`${err.message}\nFix keys.json first; nothing was written.`);
     fail((err as Error).message);
   }
+  const { key, entry } = created;
+  process.stdout.write(
+    `Created a key for ${entry.name} <${entry.email}> (id ${keyIdOf(entry.key_sha256)}) in ${keysFile}.\n` +
+      'It is shown only this once: keys.json keeps only its SHA-256.\n\n' +
+      `  ${key}\n\n` +
+      'Use it with any OpenAI SDK: baseURL http://<keyward-host>:8080/v1, apiKey the key above.\n',
+  );
 }
 
 main();

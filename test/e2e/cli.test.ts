@@ -1,7 +1,7 @@
 // The two command-line tools as a user runs them: the built dist/scripts/*.js, in a temp folder,
 // with a clean environment (KEYS_FILE / USAGE_DB or a config.json there).
 import { afterAll, beforeAll, describe, it, expect } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,6 +43,19 @@ function run(script: string, args: string[], cwd: string, env: Record<string, st
 }
 
 const create = (args: string[], cwd: string, env?: Record<string, string>) => run(CREATE_JS, args, cwd, env);
+
+/** Starts a built CLI without waiting for it: for runs at the same time. */
+function start(script: string, args: string[], cwd: string) {
+  const child = spawn(process.execPath, [script, ...args], { cwd, env: { PATH: process.env.PATH ?? '' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const done = new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (status) => resolve({ status, stdout, stderr })),
+  );
+  return { child, done };
+}
 const usage = (args: string[], cwd: string, env?: Record<string, string>) => run(USAGE_JS, args, cwd, env);
 
 /** Files left in a folder other than the expected ones (temp files of an atomic write, say). */
@@ -238,6 +251,47 @@ describe('npm run create', () => {
     expect(keysIn(join(cwd, 'other.json')).map((e) => e.email)).toEqual(['b@example.com']);
     expect(readdirSync(cwd).sort()).toEqual(['config.json', 'other.json', 'team.json']);
   });
+
+  it('runs at the same time take turns: every key lands in keys.json, no lock or temp file left', async () => {
+    const cwd = tempDir();
+    const runs = Array.from({ length: 6 }, (_, i) => start(CREATE_JS, [`User ${i}`, `user${i}@example.com`], cwd).done);
+    const results = await Promise.all(runs);
+    for (const r of results) {
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    }
+    const keys = keysIn(join(cwd, 'keys.json'));
+    expect(keys.map((k) => k.email).sort()).toEqual(Array.from({ length: 6 }, (_, i) => `user${i}@example.com`).sort());
+    for (const r of results) expect(keys.map((k) => k.key_sha256)).toContain(sha(printedKey(r.stdout)));
+    expect(strays(cwd, ['keys.json'])).toEqual([]);
+  }, 30_000);
+
+  it('runs at the same time for one person: one key, the others are refused', async () => {
+    const cwd = tempDir();
+    const results = await Promise.all(Array.from({ length: 5 }, () => start(CREATE_JS, ['Eve', 'eve@example.com'], cwd).done));
+    expect(results.filter((r) => r.status === 0)).toHaveLength(1);
+    for (const r of results.filter((x) => x.status !== 0)) {
+      expect(r.stderr).toMatch(/^create: eve@example\.com already has an active key \(id [0-9a-f]{12}\); use --force to add another\n$/);
+    }
+    expect(keysIn(join(cwd, 'keys.json'))).toHaveLength(1);
+  }, 30_000);
+
+  it('waits while another process holds keys.json.lock, then writes', async () => {
+    const cwd = tempDir();
+    const path = join(cwd, 'keys.json');
+    writeFileSync(`${path}.lock`, `${process.pid}\n`); // this test process: alive, so never taken over
+    const run = start(CREATE_JS, ['Finn', 'finn@example.com'], cwd);
+    let exited = false;
+    void run.done.then(() => (exited = true));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(exited).toBe(false);
+    expect(existsSync(path)).toBe(false);
+    rmSync(`${path}.lock`);
+    const r = await run.done;
+    expect(r.status).toBe(0);
+    expect(keysIn(path).map((k) => k.email)).toEqual(['finn@example.com']);
+    expect(strays(cwd, ['keys.json'])).toEqual([]);
+  }, 30_000);
 
   it('a malformed config.json stops it with one line', () => {
     const cwd = tempDir();
