@@ -1,4 +1,5 @@
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 
 /** Thrown when another process holds the lock longer than we wait. */
 export class KeyFileLockError extends Error {}
@@ -28,52 +29,86 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/** An empty lock older than this lost its writer between creating it and writing the pid. */
+const EMPTY_LOCK_STALE_MS = 5_000;
+
+/** Whether the lock is one to take over: its owner no longer runs, or it stayed empty too long. */
+function isStale(lock: string): boolean {
+  const owner = ownerOf(lock);
+  if (owner !== undefined) return !isRunning(owner);
+  try {
+    return Date.now() - statSync(lock).mtimeMs > EMPTY_LOCK_STALE_MS;
+  } catch {
+    return false; // gone already: the next attempt creates it
+  }
+}
+
+/**
+ * Removes a stale lock so that only one of several waiters does it. The lock is first renamed to a
+ * name of our own (of two renames of one file, one fails), then judged again: a lock that turns out
+ * to be live (another waiter replaced the stale one between our look and our rename) is linked
+ * back under its name, which fails only if yet another process has created the lock meanwhile.
+ */
+function takeOver(lock: string): void {
+  const mine = `${lock}.${process.pid}.${randomBytes(4).toString('hex')}.stale`;
+  try {
+    renameSync(lock, mine);
+  } catch {
+    return; // another waiter moved it first
+  }
+  try {
+    if (!isStale(mine)) linkSync(mine, lock);
+  } catch {
+    // the name was taken again meanwhile: that lock stands
+  } finally {
+    unlinkSync(mine);
+  }
+}
+
 /**
  * Runs `fn` while holding `<path>.lock`, a file created exclusively, so that writers of the keys
  * file take turns: without it two `npm run create` at once both read the old file, and the second
- * rename drops the first one's key. A lock left by a process that no longer runs is taken over; a
- * lock held by a live one longer than `waitMs` fails with a KeyFileLockError naming it.
+ * rename drops the first one's key. A lock left by a process that no longer runs (or left empty by
+ * one that died before writing its pid) is taken over; a lock held by a live process longer than
+ * `waitMs` fails with a KeyFileLockError naming it.
  */
 export function withKeyFileLock<T>(path: string, fn: () => T, waitMs = 10_000): T {
   const lock = `${path}.lock`;
   const deadline = Date.now() + waitMs;
   for (;;) {
+    let fd: number;
     try {
-      const fd = openSync(lock, 'wx', 0o600);
-      try {
-        writeSync(fd, `${process.pid}\n`);
-      } finally {
-        closeSync(fd);
-      }
-      break;
+      fd = openSync(lock, 'wx', 0o600);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const owner = ownerOf(lock);
-    // Read again just before removing: another waiter may have taken the dead one's place.
-    if (owner !== undefined && !isRunning(owner) && ownerOf(lock) === owner) {
-      try {
-        unlinkSync(lock);
-      } catch {
-        // another waiter removed it first
+      if (isStale(lock)) {
+        takeOver(lock);
+        continue;
       }
+      if (Date.now() >= deadline) {
+        const owner = ownerOf(lock);
+        throw new KeyFileLockError(
+          `${lock} is held${owner ? ` by process ${owner}` : ' (it is empty)'}: another command is changing the keys file. ` +
+            'Try again when it is done, or delete the lock file if no such process is running.',
+        );
+      }
+      sleepSync(20);
       continue;
     }
-    if (Date.now() >= deadline) {
-      throw new KeyFileLockError(
-        `${lock} is held${owner ? ` by process ${owner}` : ''}: another command is changing the keys file. ` +
-          'Try again when it is done, or delete the lock file if no such process is running.',
-      );
+    try {
+      writeSync(fd, `${process.pid}\n`);
+    } catch (err) {
+      closeSync(fd);
+      unlinkSync(lock); // an empty lock would hold everyone else up for EMPTY_LOCK_STALE_MS
+      throw err;
     }
-    sleepSync(20);
+    closeSync(fd);
+    break;
   }
   try {
     return fn();
   } finally {
-    try {
-      unlinkSync(lock);
-    } catch {
-      // removed by someone who judged us dead: nothing left to release
-    }
+    // Only our own: a lock taken over from us (judged dead) belongs to someone else now.
+    if (ownerOf(lock) === process.pid) unlinkSync(lock);
   }
 }

@@ -44,9 +44,15 @@ function run(script: string, args: string[], cwd: string, env: Record<string, st
 
 const create = (args: string[], cwd: string, env?: Record<string, string>) => run(CREATE_JS, args, cwd, env);
 
+const started: ReturnType<typeof spawn>[] = [];
+afterAll(() => {
+  for (const child of started) child.kill(); // none is left running, even after a failed test
+});
+
 /** Starts a built CLI without waiting for it: for runs at the same time. */
 function start(script: string, args: string[], cwd: string) {
   const child = spawn(process.execPath, [script, ...args], { cwd, env: { PATH: process.env.PATH ?? '' } });
+  started.push(child);
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -283,7 +289,7 @@ describe('npm run create', () => {
     const run = start(CREATE_JS, ['Finn', 'finn@example.com'], cwd);
     let exited = false;
     void run.done.then(() => (exited = true));
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 3000)); // ample for the child to start and reach the lock
     expect(exited).toBe(false);
     expect(existsSync(path)).toBe(false);
     rmSync(`${path}.lock`);

@@ -1,6 +1,7 @@
 import { afterEach, describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyFileLockError, withKeyFileLock } from '../../src/keys/keyFileLock.js';
@@ -45,7 +46,7 @@ describe('withKeyFileLock', () => {
     const dead = deadPid();
     writeFileSync(`${path}.lock`, `${dead}\n`);
     expect(withKeyFileLock(path, () => readFileSync(`${path}.lock`, 'utf8'), 2000)).toBe(`${process.pid}\n`);
-    expect(existsSync(`${path}.lock`)).toBe(false);
+    expect(readdirSync(dirname(path))).toEqual([]); // no lock, no renamed leftover
   });
 
   it('waits for a lock a live process holds, then fails naming it, and leaves it in place', () => {
@@ -68,7 +69,22 @@ describe('withKeyFileLock', () => {
   it('does not take over a lock whose owner has not written its pid yet', () => {
     const path = keysPath();
     writeFileSync(`${path}.lock`, '');
-    expect(() => withKeyFileLock(path, () => 1, 100)).toThrow(KeyFileLockError);
+    expect(() => withKeyFileLock(path, () => 1, 100)).toThrow(/keys\.json\.lock is held \(it is empty\)/);
     expect(existsSync(`${path}.lock`)).toBe(true);
+  });
+
+  it('takes over a lock left empty for longer than a writer needs (its writer died before the pid)', () => {
+    const path = keysPath();
+    writeFileSync(`${path}.lock`, '');
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(`${path}.lock`, past, past);
+    expect(withKeyFileLock(path, () => 'taken', 2000)).toBe('taken');
+    expect(readdirSync(dirname(path))).toEqual([]); // no lock, no renamed leftover
+  });
+
+  it('leaves a lock alone that is no longer its own when it finishes', () => {
+    const path = keysPath();
+    withKeyFileLock(path, () => writeFileSync(`${path}.lock`, '999999999\n')); // as if taken over
+    expect(readFileSync(`${path}.lock`, 'utf8')).toBe('999999999\n');
   });
 });
