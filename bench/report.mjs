@@ -36,6 +36,7 @@ function loadFigures(runs) {
     p50_ms: mean(runs.map((r) => r.latency_ms.p50)),
     p99_ms: mean(runs.map((r) => r.latency_ms.p99)),
     cpu_us_per_req: responses ? (sum(runs.map((r) => r.cpu_s)) * 1e6) / responses : null,
+    cpu_rounds: runs.map((r) => r.cpu_us_per_req),
     cpu_pct: mean(runs.map((r) => r.cpu_pct)),
     mock_cpu_pct: mean(runs.map((r) => r.mock_cpu_pct)),
     loadgen_cpu_pct: mean(runs.map((r) => r.loadgen_cpu_pct)),
@@ -198,6 +199,11 @@ export function toMarkdown(results) {
   row(`JSON c${settings.conc} req/s, per round`, (p) => rounds(p.json));
   row(`JSON c${settings.conc} p50 / p99 ms`, (p) => `${f(p.json.p50_ms, 2)} / ${f(p.json.p99_ms, 2)}`);
   row(`JSON c${settings.conc} CPU µs/req (CPU % of one core: proxy / mock / load gen / other)`, (p) => `${f(p.json.cpu_us_per_req)} (${cpuPcts(p.json)})`);
+  // The rounds side by side: how far one round's ratio strays from the run's (a slow phase of the VM
+  // shows here as one or two rounds far from the others).
+  const paired = k.json.cpu_rounds.map((v, i) => v / b.json.cpu_rounds[i]);
+  L.push(`| JSON c${settings.conc} CPU µs/req per round; Keyward ÷ bare per round (median) | ${b.json.cpu_rounds.map((v) => f(v)).join(' / ')} | ` +
+    `${k.json.cpu_rounds.map((v) => f(v)).join(' / ')}; ${paired.map((r) => x(r)).join(' / ')} (${x(median(paired))}) |`);
   row(`SSE c${settings.conc} req/s, per round`, (p) => rounds(p.sse));
   row(`SSE c${settings.conc} p50 / p99 ms (whole stream)`, (p) => `${f(p.sse.p50_ms, 2)} / ${f(p.sse.p99_ms, 2)}`);
   row(`SSE c${settings.conc} CPU µs/req (CPU % of one core: proxy / mock / load gen / other)`, (p) => `${f(p.sse.cpu_us_per_req)} (${cpuPcts(p.sse)})`);
