@@ -13,11 +13,32 @@ export const REALTIME_SESSION_RESERVE_NANO = 100_000_000; // 0.10 USD
 const BASE64ISH = /^(data:[^,]*;base64,|[A-Za-z0-9+/=_-]{200,}$)/;
 
 /**
- * Input tokens, erring high: text at 3 characters a token (OpenAI's English average is about 4),
- * each media payload a fixed amount.
+ * Tokens of a text, erring high: 3 characters a token (OpenAI's English average is about 4), but
+ * one for each CJK character (Chinese, Japanese, Korean: at most about one token each in OpenAI's
+ * tokenizers, so at 3 a token they were counted a third of what they cost) and two for each
+ * character outside the Basic Multilingual Plane (emoji, rare CJK: UTF-8's four bytes).
  */
+export function textTokens(text: string): number {
+  let wide = 0; // UTF-16 units counted here, not in the 3-a-token rest
+  let tokens = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x2e80) continue; // Latin, Greek, Cyrillic, Arabic, Hebrew, Indic …: the 3-a-token rest
+    if (c >= 0xd800 && c <= 0xdbff) {
+      tokens += 2; // a surrogate pair: one astral character
+      wide += 2;
+      i++;
+    } else if (c <= 0x9fff || (c >= 0xac00 && c <= 0xd7af) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0xff00 && c <= 0xffef)) {
+      tokens += 1; // CJK radicals to unified ideographs, kana, Hangul syllables, compatibility and full-width forms
+      wide += 1;
+    }
+  }
+  return tokens + Math.ceil((text.length - wide) / 3);
+}
+
+/** Input tokens, erring high: text as above, each media payload a fixed amount. */
 function inputTokens(value: unknown): number {
-  if (typeof value === 'string') return BASE64ISH.test(value) ? MEDIA_TOKENS : Math.ceil(value.length / 3);
+  if (typeof value === 'string') return BASE64ISH.test(value) ? MEDIA_TOKENS : textTokens(value);
   if (Array.isArray(value)) return value.reduce<number>((n, v) => n + inputTokens(v), 0);
   if (value && typeof value === 'object') {
     let n = 0;

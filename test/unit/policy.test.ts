@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RequestContext } from '../../src/http/context.js';
 import { BudgetTracker } from '../../src/policy/budget.js';
-import { DEFAULT_OUTPUT_RESERVE, FALLBACK_RESERVE_NANO, estimateRequest } from '../../src/policy/estimate.js';
+import { DEFAULT_OUTPUT_RESERVE, FALLBACK_RESERVE_NANO, estimateRequest, textTokens } from '../../src/policy/estimate.js';
 import { FAMILIES, INFERENCE_FAMILIES, familyOf, type Family } from '../../src/policy/families.js';
 import { compileModelGlobs } from '../../src/policy/modelMatch.js';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/policy/policy.js';
@@ -548,6 +548,21 @@ describe('estimateRequest', () => {
     const e = estimateRequest(ctx('/v1/chat/completions', chat('x'.repeat(30), { max_tokens: 50 })), 0, pricing);
     const input = 3 + 10 + 1;
     expect(e).toEqual({ tokens: input + 50, costNano: cost(input, 50) });
+  });
+
+  it('CJK text at one token a character, characters beyond the BMP (emoji) at two, the rest at 3 a token', () => {
+    expect(textTokens('你好世界')).toBe(4); // Chinese
+    expect(textTokens('こんにちはカタカナ')).toBe(9); // hiragana, katakana
+    expect(textTokens('안녕하세요')).toBe(5); // Hangul syllables
+    expect(textTokens('ＡＢＣ')).toBe(3); // full-width forms
+    expect(textTokens('😀😀')).toBe(4);
+    expect(textTokens('𠀀')).toBe(2); // CJK Extension B: a surrogate pair
+    expect(textTokens('Привет мир')).toBe(4); // Cyrillic: 10 characters at 3 a token
+    expect(textTokens('abc 你好')).toBe(2 + 2); // "abc " at 3 a token, then two ideographs
+    expect(textTokens('')).toBe(0);
+    // In a request: 300 ideographs reserve 300 tokens (they were 100 at 3 characters a token).
+    const e = estimateRequest(ctx('/v1/chat/completions', chat('字'.repeat(300), { max_tokens: 10 })), 0, pricing);
+    expect(e.tokens).toBe(3 + 300 + 1 + 10);
   });
 
   it('without a max, the default output reserve', () => {
