@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Processes, haveTaskset } from './processes.mjs';
 import { loadSettings } from './settings.mjs';
-import { BENCH, SERVER, UPSTREAM_KEY, CLIENT_KEY, CHAT, startFlags, keywardEnv, KEYS_JSON } from './workload.mjs';
+import { BENCH, SERVER, CLIENT_KEY, CHAT, startFlags, mockEnv, bareEnv, keywardEnv, KEYS_JSON } from './workload.mjs';
 
 const WARM = Number(process.env.BENCH_IG_WARM ?? 30_000);
 const N = Number(process.env.BENCH_IG_N ?? 10_000);
@@ -70,13 +70,13 @@ async function main() {
   const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? workDir, NODE_ENV: 'production', ...VGDB_ENV };
   const mock = procs.startService('mock', process.execPath, [path.join(BENCH, 'mock-upstream.mjs')], {
     cpu: 0,
-    env: { ...baseEnv, MOCK_PORT: '0', MOCK_REQUIRE_KEY: UPSTREAM_KEY, MOCK_CHUNKS: '20', MOCK_CHUNK_DELAY_MS: '0' },
+    env: mockEnv(baseEnv, 20),
   });
   const mockUrl = (await procs.waitForLine(mock, (o) => o.msg === 'mock listening')).url;
   writeFileSync(path.join(workDir, 'keys.json'), KEYS_JSON);
   const targets = [
     { name: 'bare', argv: [path.join(BENCH, 'bare-proxy.mjs')], ready: 'bare proxy listening',
-      env: { ...baseEnv, PORT: '0', UPSTREAM_URL: mockUrl, UPSTREAM_KEY, CLIENT_KEY } },
+      env: bareEnv(baseEnv, mockUrl) },
     { name: 'keyward', argv: [...startFlags(), SERVER], ready: 'Keyward is listening',
       env: keywardEnv(baseEnv, workDir, mockUrl, 'info') },
   ];

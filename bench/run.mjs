@@ -15,7 +15,7 @@ import { loadSettings } from './settings.mjs';
 import { Processes, haveTaskset, cpuSeconds, statusKb, resetPeakRss, systemBusySeconds } from './processes.mjs';
 import { checkTarget } from './check.mjs';
 import { summarize, toMarkdown, machineInfo } from './report.mjs';
-import { BENCH, SERVER, UPSTREAM_KEY, CLIENT_KEY, WRONG_KEY, chatBody, streamBody, CHAT, STREAM, startFlags, keywardEnv, KEYS_JSON } from './workload.mjs';
+import { BENCH, SERVER, UPSTREAM_KEY, CLIENT_KEY, WRONG_KEY, chatBody, streamBody, CHAT, STREAM, startFlags, mockEnv, bareEnv, keywardEnv, KEYS_JSON } from './workload.mjs';
 
 const settings = loadSettings();
 const pin = settings.pin === 1 && os.availableParallelism() >= 2 && haveTaskset();
@@ -64,13 +64,13 @@ async function main() {
   const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? workDir, NODE_ENV: 'production' };
   const mock = procs.startService('mock', process.execPath, [path.join(BENCH, 'mock-upstream.mjs')], {
     cpu: CPU_RIG,
-    env: { ...baseEnv, MOCK_PORT: '0', MOCK_REQUIRE_KEY: UPSTREAM_KEY, MOCK_CHUNKS: String(settings.chunks), MOCK_CHUNK_DELAY_MS: '0' },
+    env: mockEnv(baseEnv, settings.chunks),
   });
   const mockUrl = (await procs.waitForLine(mock, (o) => o.msg === 'mock listening')).url;
 
   const bareEntry = procs.startService('bare', process.execPath, [path.join(BENCH, 'bare-proxy.mjs')], {
     cpu: CPU_PROXY,
-    env: { ...baseEnv, PORT: '0', UPSTREAM_URL: mockUrl, UPSTREAM_KEY, CLIENT_KEY },
+    env: bareEnv(baseEnv, mockUrl),
   });
 
   const keysFile = path.join(workDir, 'keys.json');

@@ -25,6 +25,16 @@ export function startFlags() {
   return pkg.scripts.start.split(/\s+/).filter((a) => /^--[\w-]+=\S+$/.test(a));
 }
 
+/** The mock upstream's environment: any free port, the upstream key required, `chunks` per stream. */
+export function mockEnv(baseEnv, chunks) {
+  return { ...baseEnv, MOCK_PORT: '0', MOCK_REQUIRE_KEY: UPSTREAM_KEY, MOCK_CHUNKS: String(chunks), MOCK_CHUNK_DELAY_MS: '0' };
+}
+
+/** The bare proxy's environment: the client key checked, swapped for the upstream key. */
+export function bareEnv(baseEnv, upstreamUrl) {
+  return { ...baseEnv, PORT: '0', UPSTREAM_URL: upstreamUrl, UPSTREAM_KEY, CLIENT_KEY };
+}
+
 /** Keyward's environment in a benchmark: one key, metering to SQLite and the access log on. */
 export function keywardEnv(baseEnv, workDir, upstreamUrl, logLevel) {
   return {

@@ -19,21 +19,20 @@ const BASE64ISH = /^(data:[^,]*;base64,|[A-Za-z0-9+/=_-]{200,}$)/;
  * character outside the Basic Multilingual Plane (emoji, rare CJK: UTF-8's four bytes).
  */
 export function textTokens(text: string): number {
-  let wide = 0; // UTF-16 units counted here, not in the 3-a-token rest
-  let tokens = 0;
+  // UTF-16 units counted a token each, and not in the 3-a-token rest: a CJK character is one unit
+  // and one token, an astral character two units (a surrogate pair) and two tokens.
+  let wide = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c < 0x2e80) continue; // Latin, Greek, Cyrillic, Arabic, Hebrew, Indic …: the 3-a-token rest
     if (c >= 0xd800 && c <= 0xdbff) {
-      tokens += 2; // a surrogate pair: one astral character
-      wide += 2;
+      wide += 2; // a surrogate pair: one astral character
       i++;
     } else if (c <= 0x9fff || (c >= 0xac00 && c <= 0xd7af) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0xff00 && c <= 0xffef)) {
-      tokens += 1; // CJK radicals to unified ideographs, kana, Hangul syllables, compatibility and full-width forms
-      wide += 1;
+      wide += 1; // CJK radicals to unified ideographs, kana, Hangul syllables, compatibility and full-width forms
     }
   }
-  return tokens + Math.ceil((text.length - wide) / 3);
+  return wide + Math.ceil((text.length - wide) / 3);
 }
 
 /** Input tokens, erring high: text as above, each media payload a fixed amount. */
