@@ -32,9 +32,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   fileKeys.load();
   await fileKeys.watch();
   const keys = new KeyRing(config.proxyKey ? [new SharedKeySource(config.proxyKey, config.defaults), fileKeys] : [fileKeys]);
-  const store = new SqliteUsageStore(config.usageDb, (err, rows) =>
-    log.error({ err, rows }, 'could not write usage rows'),
-  );
+  const store = new SqliteUsageStore(config.usageDb, (err, rows) => log.error({ err, rows }, 'could not write usage rows'), {
+    onCheckpointError: (err) => log.warn({ err }, "usage database: checkpoints off the event loop failed; SQLite's own run again"),
+  });
   const pricing = Pricing.bundled(config.prices);
   const meter = new Meter(store, pricing, log);
   const today = new Date();

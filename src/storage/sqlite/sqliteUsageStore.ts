@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { GroupTotals, UsageFilter, UsageRow, UsageStore, UserTotals } from '../usageStore.js';
 import { MIGRATIONS } from './migrations.js';
+import { WalCheckpointer, type SyncFile } from './walCheckpointer.js';
 
 const COLUMNS = [
   'ts', 'ts_ms', 'request_id', 'key_id', 'key_name', 'key_email', 'key_source', 'method', 'path',
@@ -50,8 +51,20 @@ const SUMS = `COUNT(*) AS requests,
  */
 const FLUSH_MS = 10;
 const FLUSH_ROWS = 500;
+/**
+ * While a checkpoint runs (a few ms), rows wait in memory; past this many they are written anyway
+ * (a disk slow to sync must not grow the queue without bound).
+ */
+const HOLD_ROWS = 5_000;
 
-/** SQLite in WAL mode, written in batches (see FLUSH_MS). */
+export interface SqliteStoreOptions {
+  /** Checkpoints failed (the disk …): SQLite's own automatic checkpoint runs again; no row is lost. */
+  onCheckpointError?: (err: unknown) => void;
+  /** Tests: the file sync used by the checkpointer. */
+  syncFile?: SyncFile;
+}
+
+/** SQLite in WAL mode, written in batches (see FLUSH_MS), checkpointed off the event loop (see WalCheckpointer). */
 export class SqliteUsageStore implements UsageStore {
   private readonly db: Database.Database;
   private readonly stmt: Database.Statement;
@@ -60,10 +73,12 @@ export class SqliteUsageStore implements UsageStore {
   private readonly rollback: Database.Statement;
   private queue: UsageRow[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private readonly checkpointer: WalCheckpointer | undefined;
 
   constructor(
     readonly file: string,
     private readonly onError: (err: unknown, rows: number) => void = () => {},
+    options: SqliteStoreOptions = {},
   ) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.db = new Database(file);
@@ -79,6 +94,15 @@ export class SqliteUsageStore implements UsageStore {
     this.begin = this.db.prepare('BEGIN');
     this.commit = this.db.prepare('COMMIT');
     this.rollback = this.db.prepare('ROLLBACK');
+    if (file !== ':memory:') {
+      this.checkpointer = new WalCheckpointer(
+        this.db,
+        file,
+        () => this.write(false),
+        options.onCheckpointError ?? (() => {}),
+        options.syncFile,
+      );
+    }
   }
 
   private migrate(): void {
@@ -93,15 +117,25 @@ export class SqliteUsageStore implements UsageStore {
 
   insert(row: UsageRow): void {
     this.queue.push(row);
-    if (this.queue.length >= FLUSH_ROWS) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+    if (this.queue.length >= FLUSH_ROWS) this.write(false);
+    else this.timer ??= setTimeout(() => this.write(false), FLUSH_MS);
   }
 
-  /** Writes the queued rows in one transaction. Never throws: a failure is reported with the rows it lost. */
+  /** Writes the queued rows now, even while a checkpoint runs. Never throws (see write). */
   flush(): void {
+    this.write(true);
+  }
+
+  /**
+   * Writes the queued rows in one transaction. Never throws: a failure is reported with the rows
+   * it lost. Unless `now`, rows wait while a checkpoint runs (it ends by calling this), so that
+   * the checkpoint finds the whole WAL in the database and the next commit can start it over.
+   */
+  private write(now: boolean): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (!this.queue.length || !this.db.open) return;
+    if (!now && this.checkpointer?.busy && this.queue.length < HOLD_ROWS) return;
     const rows = this.queue;
     this.queue = [];
     let refused = 0;
@@ -118,6 +152,7 @@ export class SqliteUsageStore implements UsageStore {
         }
       }
       this.commit.run();
+      this.checkpointer?.committed(rows.length - refused);
     } catch (err) {
       try {
         if (this.db.inTransaction) this.rollback.run();
@@ -198,7 +233,9 @@ export class SqliteUsageStore implements UsageStore {
     return this.db.prepare('SELECT *, cost_usd FROM usage ORDER BY id').all() as Record<string, unknown>[];
   }
 
+  /** Writes the rows still queued and closes; SQLite's close checkpoints the WAL (with its fsyncs). */
   close(): void {
+    this.checkpointer?.close();
     this.flush();
     if (this.db.open) this.db.close();
   }
