@@ -1,10 +1,11 @@
-import { copyFileSync, fdatasync, mkdtempSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, fdatasync, fdatasyncSync, fstatSync, mkdtempSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteUsageStore } from '../../src/storage/sqlite/sqliteUsageStore.js';
-import type { SyncFile } from '../../src/storage/sqlite/walCheckpointer.js';
+import type { FileSync } from '../../src/storage/sqlite/walCheckpointer.js';
 import type { UsageRow } from '../../src/storage/usageStore.js';
 
 const row = (id: string): UsageRow => ({
@@ -17,35 +18,58 @@ const row = (id: string): UsageRow => ({
   outcome: 'ok', error: null, bytes_in: 1, bytes_out: 1, upstream_key: null, retries: 0, reserved_nano_usd: null,
 });
 
-const tick = () => new Promise((r) => setImmediate(r));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const dbFile = () => join(mkdtempSync(join(tmpdir(), 'kw-ckpt-')), 'usage.sqlite');
 const count = (db: Database.Database) => (db.prepare('SELECT COUNT(*) AS n FROM usage').get() as { n: number }).n;
+const internals = (store: SqliteUsageStore) => store as unknown as { db: Database.Database; checkpointer: { pin: Database.Database } };
+
+/** Rows in the database file alone, without its WAL (what a checkpoint has copied into it). */
+function rowsInDatabaseFile(file: string): number {
+  const copy = `${file}.copy-${Math.random()}`;
+  copyFileSync(file, copy);
+  const db = new Database(copy, { readonly: true });
+  try {
+    return db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'usage'").get() ? count(db) : 0;
+  } finally {
+    db.close();
+  }
+}
 
 /**
  * Inserts `n` rows as a server under load does: a burst of rows, then a short wait in which the
  * store's own timer commits them (and a checkpoint may run).
  */
-async function writeRows(store: SqliteUsageStore, n: number, burst = 80): Promise<void> {
+async function writeRows(store: SqliteUsageStore, n: number, burst = 80, prefix = 'r'): Promise<void> {
   for (let i = 0; i < n; i++) {
-    store.insert(row(`r${i}`));
-    if (i % burst === burst - 1) await new Promise((r) => setTimeout(r, 2));
+    store.insert(row(`${prefix}${i}`));
+    if (i % burst === burst - 1) await sleep(2);
   }
-  await new Promise((r) => setTimeout(r, 20)); // the last timer's commit
+  await sleep(20); // the last timer's commit
 }
 
-/** A sync that waits for the test to let it finish, noting which file it was for. */
-function heldSync() {
-  const calls: Array<{ fd: number; release: () => void }> = [];
-  const sync: SyncFile = (fd, done) => calls.push({ fd, release: () => fdatasync(fd, done) });
-  return { sync, calls };
+/** Syncs that wait for the test to let them finish, noting the file each was for. */
+function heldSyncs() {
+  const later: Array<{ fd: number; release: () => void; fail: () => void }> = [];
+  const now: number[] = [];
+  const sync: FileSync = {
+    later: (fd, done) => later.push({ fd, release: () => fdatasync(fd, done), fail: () => done(Object.assign(new Error('EIO'), { code: 'EIO' })) }),
+    now: (fd) => {
+      now.push(fd);
+      fdatasyncSync(fd);
+    },
+  };
+  return { sync, later, now };
 }
+const sameFile = (fd: number, path: string) => fstatSync(fd).ino === statSync(path).ino;
 
 describe('WAL checkpoints off the event loop', () => {
-  it('turns SQLite\'s automatic checkpoint off: no commit ever waits for the disk', () => {
+  it('leaves SQLite\'s automatic checkpoint only as a backstop, and synchronous NORMAL after a checkpoint', async () => {
     const store = new SqliteUsageStore(dbFile());
-    const db = (store as unknown as { db: Database.Database }).db;
-    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
-    expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL, restored after each checkpoint
+    const { db } = internals(store);
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(2000);
+    await writeRows(store, 1_100);
+    await sleep(50);
+    expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL again after the checkpoint's OFF
     store.close();
   });
 
@@ -53,85 +77,191 @@ describe('WAL checkpoints off the event loop', () => {
     const file = dbFile();
     const store = new SqliteUsageStore(file);
     await writeRows(store, 20_000);
-    // Without checkpoints the WAL would hold every commit's pages: ~70 MB for these rows.
-    expect(statSync(`${file}-wal`).size).toBeLessThan(4 * 1024 * 1024);
-    // The database file alone (no WAL) already holds nearly all of them.
-    const copy = `${file}.copy`;
-    copyFileSync(file, copy);
-    const alone = new Database(copy, { readonly: true });
-    expect(count(alone)).toBeGreaterThan(18_000);
-    alone.close();
+    // Without checkpoints the WAL would hold every commit's pages (~70 MB); the backstop alone, 8 MB.
+    expect(statSync(`${file}-wal`).size).toBeLessThan(3 * 1024 * 1024);
+    expect(rowsInDatabaseFile(file)).toBeGreaterThan(18_000);
     store.close();
     const reopened = new Database(file, { readonly: true });
     expect(count(reopened)).toBe(20_000);
     reopened.close();
   });
 
-  it('syncs the WAL before copying and the database after, and holds the WAL until then', async () => {
+  it('syncs the WAL, copies, syncs the database, then lets the WAL go; rows wait meanwhile', async () => {
     const file = dbFile();
-    const { sync, calls } = heldSync();
-    const store = new SqliteUsageStore(file, undefined, { syncFile: sync });
-    const other = new Database(file);
-    other.pragma('busy_timeout = 0');
-    const walFrames = () => (other.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number; checkpointed: number }>)[0]!;
-    // A checkpoint from another connection while ours is pinned cannot start the WAL over.
-    const truncateBusy = () => (other.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>)[0]!.busy;
-
+    const { sync, later } = heldSyncs();
+    const store = new SqliteUsageStore(file, undefined, { fileSync: sync });
+    const { checkpointer } = internals(store);
     await writeRows(store, 1_040);
-    expect(calls).toHaveLength(1); // the WAL's sync, waiting
+    expect(later).toHaveLength(1);
+    expect(sameFile(later[0]!.fd, `${file}-wal`)).toBe(true); // the WAL first
+    expect(rowsInDatabaseFile(file)).toBe(0); // nothing copied before the WAL is on the disk
+    expect(checkpointer.pin.inTransaction).toBe(true);
+
     const reader = new Database(file, { readonly: true });
-    const before = count(reader);
-    // Rows that come during the checkpoint wait in memory (flush() would force them).
+    const committed = count(reader);
     store.insert(row('held'));
-    await new Promise((r) => setTimeout(r, 30));
-    expect(count(reader)).toBe(before);
-    expect(truncateBusy()).toBe(1);
+    await sleep(30);
+    expect(count(reader)).toBe(committed); // held while the checkpoint runs
 
-    calls[0]!.release();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(calls).toHaveLength(2); // the copy ran; now the database's sync waits
-    expect(truncateBusy()).toBe(1); // still pinned: the copied pages are not on the disk yet
-    expect(walFrames().checkpointed).toBe(walFrames().log); // and every frame was copied
+    later[0]!.release();
+    await sleep(50);
+    expect(later).toHaveLength(2);
+    expect(sameFile(later[1]!.fd, file)).toBe(true); // then the database
+    expect(rowsInDatabaseFile(file)).toBe(committed); // copied, before its sync
+    expect(checkpointer.pin.inTransaction).toBe(true); // still pinned until the database is on the disk
 
-    calls[1]!.release();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(count(reader)).toBe(before + 1); // the held row is written once the checkpoint ends
-    expect(truncateBusy()).toBe(0); // the pin is gone
-    expect(new Set(calls.map((c) => c.fd)).size).toBe(2); // two files: the WAL, then the database
+    later[1]!.release();
+    await sleep(50);
+    expect(checkpointer.pin.inTransaction).toBe(false);
+    expect(count(reader)).toBe(committed + 1); // the held row is written once the checkpoint ends
     reader.close();
-    other.close();
     store.close();
   });
 
-  it('a failing sync turns SQLite\'s own checkpoint back on, reports once, and loses no row', async () => {
+  it('writes held rows anyway when a sync takes long', async () => {
+    const file = dbFile();
+    const { sync, later } = heldSyncs();
+    const store = new SqliteUsageStore(file, undefined, { fileSync: sync });
+    await writeRows(store, 1_040);
+    expect(later).toHaveLength(1);
+    const reader = new Database(file, { readonly: true });
+    const committed = count(reader);
+    store.insert(row('late'));
+    await sleep(200); // more than the 100 ms a row may wait
+    expect(count(reader)).toBe(committed + 1);
+    later[0]!.release();
+    await sleep(50);
+    later[1]?.release();
+    await sleep(50);
+    reader.close();
+    store.close();
+  });
+
+  it('commits made during a checkpoint (flush) are copied by another started at once, and the WAL starts over', async () => {
+    const file = dbFile();
+    const { sync, later } = heldSyncs();
+    const store = new SqliteUsageStore(file, undefined, { fileSync: sync });
+    await writeRows(store, 1_040);
+    for (let i = 0; i < 200; i++) store.insert(row(`f${i}`));
+    store.flush(); // written now, past the pin
+    later[0]!.release();
+    await sleep(50);
+    later[1]!.release();
+    await sleep(50);
+    expect(later).toHaveLength(3); // a second checkpoint, with no new row to start it
+    later[2]!.release();
+    await sleep(50);
+    later[3]!.release();
+    await sleep(50);
+    expect(rowsInDatabaseFile(file)).toBe(1_240);
+    const walBefore = statSync(`${file}-wal`).size;
+    await writeRows(store, 10, 10, 'n');
+    expect(statSync(`${file}-wal`).size).toBe(walBefore); // started over from the top, not appended
+    store.close();
+  });
+
+  it('a failing WAL sync turns SQLite\'s own checkpoint back on, reports once, and loses no row', async () => {
     const file = dbFile();
     const errors: unknown[] = [];
-    const failing: SyncFile = (_fd, done) => setImmediate(() => done(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' })));
-    const store = new SqliteUsageStore(file, undefined, { syncFile: failing, onCheckpointError: (err) => errors.push(err) });
+    const failing: FileSync = { later: (_fd, done) => setImmediate(() => done(new Error('EIO'))), now: () => {} };
+    const store = new SqliteUsageStore(file, undefined, { fileSync: failing, onCheckpointError: (err) => errors.push(err) });
     await writeRows(store, 3_000);
-    await new Promise((r) => setTimeout(r, 30));
+    await sleep(30);
     expect(errors).toHaveLength(1);
-    const db = (store as unknown as { db: Database.Database }).db;
-    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    expect(internals(store).db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    expect(internals(store).db.pragma('synchronous', { simple: true })).toBe(1);
     store.close();
     const reopened = new Database(file, { readonly: true });
     expect(count(reopened)).toBe(3_000);
     reopened.close();
   });
 
-  it('closing while a sync is still out writes every row and does not fail when the sync returns', async () => {
+  it('after a failure, keeps its descriptors of the files open while SQLite\'s are: closing one would drop SQLite\'s locks', async () => {
+    // Closing any descriptor of a file drops all of the process's POSIX locks on it, SQLite's own
+    // included: sqlite3 (the CLI) would then think itself the last connection, checkpoint and
+    // delete the WAL this store still writes to.
     const file = dbFile();
-    const { sync, calls } = heldSync();
-    const store = new SqliteUsageStore(file, undefined, { syncFile: sync });
+    const failing: FileSync = { later: (_fd, done) => setImmediate(() => done(new Error('EIO'))), now: () => {} };
+    const store = new SqliteUsageStore(file, undefined, { fileSync: failing });
+    const descriptors = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === file;
+      } catch {
+        return false;
+      }
+    }).length;
+    const linux = existsSync('/proc/self/fd');
+    const before = linux ? descriptors() : 0;
+    await writeRows(store, 1_500);
+    await sleep(30);
+    if (linux) expect(descriptors()).toBe(before + 1); // its own, opened for the sync and still open
+    const cli = spawnSync('sqlite3', [file, 'SELECT COUNT(*) FROM usage;'], { encoding: 'utf8' });
+    if (!cli.error) {
+      expect(cli.stdout.trim()).toBe('1500');
+      expect(existsSync(`${file}-wal`)).toBe(true);
+    }
+    await writeRows(store, 500, 80, 'after');
+    store.close();
+    const reopened = new Database(file, { readonly: true });
+    expect(count(reopened)).toBe(2_000);
+    reopened.close();
+    if (linux) expect(descriptors()).toBe(0); // all closed with the store
+  });
+
+  it('a failing database sync keeps the WAL pinned, so its frames stay for recovery', async () => {
+    const file = dbFile();
+    const errors: unknown[] = [];
+    const { sync, later } = heldSyncs();
+    const store = new SqliteUsageStore(file, undefined, { fileSync: sync, onCheckpointError: (err) => errors.push(err) });
+    await writeRows(store, 1_040);
+    later[0]!.release();
+    await sleep(50);
+    later[1]!.fail();
+    await sleep(20);
+    expect(errors).toHaveLength(1);
+    expect(internals(store).checkpointer.pin.inTransaction).toBe(true);
+    const other = new Database(file);
+    other.pragma('busy_timeout = 0');
+    // The WAL cannot be started over (a TRUNCATE checkpoint needs every reader gone).
+    expect((other.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>)[0]!.busy).toBe(1);
+    other.close();
+    store.close();
+    const reopened = new Database(file, { readonly: true });
+    expect(count(reopened)).toBe(1_040);
+    reopened.close();
+  });
+
+  it('closing while the WAL sync is out: no copy after, every row kept', async () => {
+    const file = dbFile();
+    const { sync, later } = heldSyncs();
+    const store = new SqliteUsageStore(file, undefined, { fileSync: sync });
     await writeRows(store, 1_040);
     store.insert(row('last'));
-    expect(calls).toHaveLength(1);
+    expect(later).toHaveLength(1);
     store.close();
-    calls[0]!.release();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(calls).toHaveLength(1); // no copy after the close
+    later[0]!.release();
+    await sleep(50);
+    expect(later).toHaveLength(1);
     const reopened = new Database(file, { readonly: true });
     expect(count(reopened)).toBe(1_041);
+    reopened.close();
+  });
+
+  it('closing while the database sync is out syncs the database first, then lets SQLite close', async () => {
+    const file = dbFile();
+    const { sync, later, now } = heldSyncs();
+    const store = new SqliteUsageStore(file, undefined, { fileSync: sync });
+    await writeRows(store, 1_040);
+    later[0]!.release();
+    await sleep(50);
+    expect(later).toHaveLength(2); // copied; the database's sync is out
+    store.close();
+    expect(now).toHaveLength(1);
+    expect(now[0]).toBe(later[1]!.fd); // the database file, synced before the pin went
+    later[1]!.release();
+    await sleep(50);
+    const reopened = new Database(file, { readonly: true });
+    expect(count(reopened)).toBe(1_040);
     reopened.close();
   });
 });

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { GroupTotals, UsageFilter, UsageRow, UsageStore, UserTotals } from '../usageStore.js';
 import { MIGRATIONS } from './migrations.js';
-import { WalCheckpointer, type SyncFile } from './walCheckpointer.js';
+import { WalCheckpointer, type FileSync } from './walCheckpointer.js';
 
 const COLUMNS = [
   'ts', 'ts_ms', 'request_id', 'key_id', 'key_name', 'key_email', 'key_source', 'method', 'path',
@@ -52,16 +52,17 @@ const SUMS = `COUNT(*) AS requests,
 const FLUSH_MS = 10;
 const FLUSH_ROWS = 500;
 /**
- * While a checkpoint runs (a few ms), rows wait in memory; past this many they are written anyway
- * (a disk slow to sync must not grow the queue without bound).
+ * While a checkpoint runs (a few ms), rows wait in memory; past this many, or this long, they are
+ * written anyway: a disk slow to sync must neither grow the queue nor keep rows from the disk.
  */
 const HOLD_ROWS = 5_000;
+const HOLD_MS = 100;
 
 export interface SqliteStoreOptions {
   /** Checkpoints failed (the disk …): SQLite's own automatic checkpoint runs again; no row is lost. */
   onCheckpointError?: (err: unknown) => void;
-  /** Tests: the file sync used by the checkpointer. */
-  syncFile?: SyncFile;
+  /** Tests: the file syncs used by the checkpointer. */
+  fileSync?: FileSync;
 }
 
 /** SQLite in WAL mode, written in batches (see FLUSH_MS), checkpointed off the event loop (see WalCheckpointer). */
@@ -94,14 +95,13 @@ export class SqliteUsageStore implements UsageStore {
     this.begin = this.db.prepare('BEGIN');
     this.commit = this.db.prepare('COMMIT');
     this.rollback = this.db.prepare('ROLLBACK');
+    const onCheckpointError = options.onCheckpointError ?? (() => {});
     if (file !== ':memory:') {
-      this.checkpointer = new WalCheckpointer(
-        this.db,
-        file,
-        () => this.write(false),
-        options.onCheckpointError ?? (() => {}),
-        options.syncFile,
-      );
+      try {
+        this.checkpointer = new WalCheckpointer(this.db, file, () => this.write(false), onCheckpointError, options.fileSync);
+      } catch (err) {
+        onCheckpointError(err); // SQLite's own automatic checkpoint stays on
+      }
     }
   }
 
@@ -135,7 +135,11 @@ export class SqliteUsageStore implements UsageStore {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (!this.queue.length || !this.db.open) return;
-    if (!now && this.checkpointer?.busy && this.queue.length < HOLD_ROWS) return;
+    const checkpoint = this.checkpointer;
+    if (!now && checkpoint?.busy && this.queue.length < HOLD_ROWS && checkpoint.busyMs < HOLD_MS) {
+      this.timer = setTimeout(() => this.write(false), FLUSH_MS);
+      return;
+    }
     const rows = this.queue;
     this.queue = [];
     let refused = 0;
@@ -235,8 +239,9 @@ export class SqliteUsageStore implements UsageStore {
 
   /** Writes the rows still queued and closes; SQLite's close checkpoints the WAL (with its fsyncs). */
   close(): void {
-    this.checkpointer?.close();
+    this.checkpointer?.stop();
     this.flush();
     if (this.db.open) this.db.close();
+    this.checkpointer?.closeFiles();
   }
 }
