@@ -23,6 +23,25 @@ const dbFile = () => join(mkdtempSync(join(tmpdir(), 'kw-ckpt-')), 'usage.sqlite
 const count = (db: Database.Database) => (db.prepare('SELECT COUNT(*) AS n FROM usage').get() as { n: number }).n;
 const internals = (store: SqliteUsageStore) => store as unknown as { db: Database.Database; checkpointer: { pin: Database.Database } };
 
+/** A sync that always fails, as a failing disk's would. */
+const failing: FileSync = { later: (_fd, done) => setImmediate(() => done(new Error('EIO'))), now: () => {} };
+
+/** The rows a fresh connection finds. */
+function rowsIn(file: string): number {
+  const db = new Database(file, { readonly: true });
+  try {
+    return count(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** Closes the store and counts the rows a fresh connection finds. */
+function rowsAfterClose(store: SqliteUsageStore, file: string): number {
+  store.close();
+  return rowsIn(file);
+}
+
 /** Rows in the database file alone, without its WAL (what a checkpoint has copied into it). */
 function rowsInDatabaseFile(file: string): number {
   const copy = `${file}.copy-${Math.random()}`;
@@ -62,6 +81,15 @@ function heldSyncs() {
 }
 const sameFile = (fd: number, path: string) => fstatSync(fd).ino === statSync(path).ino;
 
+/** A store with enough rows written for a checkpoint, which now waits on its first (the WAL's) sync. */
+async function storeInCheckpoint(onCheckpointError?: (err: unknown) => void) {
+  const file = dbFile();
+  const syncs = heldSyncs();
+  const store = new SqliteUsageStore(file, undefined, { fileSync: syncs.sync, onCheckpointError });
+  await writeRows(store, 1_040);
+  return { file, store, ...syncs };
+}
+
 describe('WAL checkpoints off the event loop', () => {
   it('leaves SQLite\'s automatic checkpoint only as a backstop, and synchronous NORMAL after a checkpoint', async () => {
     const store = new SqliteUsageStore(dbFile());
@@ -80,10 +108,7 @@ describe('WAL checkpoints off the event loop', () => {
     // Without checkpoints the WAL would hold every commit's pages (~70 MB); the backstop alone, 8 MB.
     expect(statSync(`${file}-wal`).size).toBeLessThan(3 * 1024 * 1024);
     expect(rowsInDatabaseFile(file)).toBeGreaterThan(18_000);
-    store.close();
-    const reopened = new Database(file, { readonly: true });
-    expect(count(reopened)).toBe(20_000);
-    reopened.close();
+    expect(rowsAfterClose(store, file)).toBe(20_000);
   });
 
   it('syncs the WAL, copies, syncs the database, then lets the WAL go; rows wait meanwhile', async () => {
@@ -119,10 +144,7 @@ describe('WAL checkpoints off the event loop', () => {
   });
 
   it('writes held rows anyway when a sync takes long', async () => {
-    const file = dbFile();
-    const { sync, later } = heldSyncs();
-    const store = new SqliteUsageStore(file, undefined, { fileSync: sync });
-    await writeRows(store, 1_040);
+    const { file, store, later } = await storeInCheckpoint();
     expect(later).toHaveLength(1);
     const reader = new Database(file, { readonly: true });
     const committed = count(reader);
@@ -138,10 +160,7 @@ describe('WAL checkpoints off the event loop', () => {
   });
 
   it('commits made during a checkpoint (flush) are copied by another started at once, and the WAL starts over', async () => {
-    const file = dbFile();
-    const { sync, later } = heldSyncs();
-    const store = new SqliteUsageStore(file, undefined, { fileSync: sync });
-    await writeRows(store, 1_040);
+    const { file, store, later } = await storeInCheckpoint();
     for (let i = 0; i < 200; i++) store.insert(row(`f${i}`));
     store.flush(); // written now, past the pin
     later[0]!.release();
@@ -163,17 +182,13 @@ describe('WAL checkpoints off the event loop', () => {
   it('a failing WAL sync turns SQLite\'s own checkpoint back on, reports once, and loses no row', async () => {
     const file = dbFile();
     const errors: unknown[] = [];
-    const failing: FileSync = { later: (_fd, done) => setImmediate(() => done(new Error('EIO'))), now: () => {} };
     const store = new SqliteUsageStore(file, undefined, { fileSync: failing, onCheckpointError: (err) => errors.push(err) });
     await writeRows(store, 3_000);
     await sleep(30);
     expect(errors).toHaveLength(1);
     expect(internals(store).db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
     expect(internals(store).db.pragma('synchronous', { simple: true })).toBe(1);
-    store.close();
-    const reopened = new Database(file, { readonly: true });
-    expect(count(reopened)).toBe(3_000);
-    reopened.close();
+    expect(rowsAfterClose(store, file)).toBe(3_000);
   });
 
   it('after a failure, keeps its descriptors of the files open while SQLite\'s are: closing one would drop SQLite\'s locks', async () => {
@@ -181,7 +196,6 @@ describe('WAL checkpoints off the event loop', () => {
     // included: sqlite3 (the CLI) would then think itself the last connection, checkpoint and
     // delete the WAL this store still writes to.
     const file = dbFile();
-    const failing: FileSync = { later: (_fd, done) => setImmediate(() => done(new Error('EIO'))), now: () => {} };
     const store = new SqliteUsageStore(file, undefined, { fileSync: failing });
     const descriptors = () => readdirSync('/proc/self/fd').filter((fd) => {
       try {
@@ -201,19 +215,13 @@ describe('WAL checkpoints off the event loop', () => {
       expect(existsSync(`${file}-wal`)).toBe(true);
     }
     await writeRows(store, 500, 80, 'after');
-    store.close();
-    const reopened = new Database(file, { readonly: true });
-    expect(count(reopened)).toBe(2_000);
-    reopened.close();
+    expect(rowsAfterClose(store, file)).toBe(2_000);
     if (linux) expect(descriptors()).toBe(0); // all closed with the store
   });
 
   it('a failing database sync keeps the WAL pinned, so its frames stay for recovery', async () => {
-    const file = dbFile();
     const errors: unknown[] = [];
-    const { sync, later } = heldSyncs();
-    const store = new SqliteUsageStore(file, undefined, { fileSync: sync, onCheckpointError: (err) => errors.push(err) });
-    await writeRows(store, 1_040);
+    const { file, store, later } = await storeInCheckpoint((err) => errors.push(err));
     later[0]!.release();
     await sleep(50);
     later[1]!.fail();
@@ -225,33 +233,22 @@ describe('WAL checkpoints off the event loop', () => {
     // The WAL cannot be started over (a TRUNCATE checkpoint needs every reader gone).
     expect((other.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>)[0]!.busy).toBe(1);
     other.close();
-    store.close();
-    const reopened = new Database(file, { readonly: true });
-    expect(count(reopened)).toBe(1_040);
-    reopened.close();
+    expect(rowsAfterClose(store, file)).toBe(1_040);
   });
 
   it('closing while the WAL sync is out: no copy after, every row kept', async () => {
-    const file = dbFile();
-    const { sync, later } = heldSyncs();
-    const store = new SqliteUsageStore(file, undefined, { fileSync: sync });
-    await writeRows(store, 1_040);
+    const { file, store, later } = await storeInCheckpoint();
     store.insert(row('last'));
     expect(later).toHaveLength(1);
     store.close();
     later[0]!.release();
     await sleep(50);
     expect(later).toHaveLength(1);
-    const reopened = new Database(file, { readonly: true });
-    expect(count(reopened)).toBe(1_041);
-    reopened.close();
+    expect(rowsIn(file)).toBe(1_041);
   });
 
   it('closing while the database sync is out syncs the database first, then lets SQLite close', async () => {
-    const file = dbFile();
-    const { sync, later, now } = heldSyncs();
-    const store = new SqliteUsageStore(file, undefined, { fileSync: sync });
-    await writeRows(store, 1_040);
+    const { file, store, later, now } = await storeInCheckpoint();
     later[0]!.release();
     await sleep(50);
     expect(later).toHaveLength(2); // copied; the database's sync is out
@@ -260,8 +257,6 @@ describe('WAL checkpoints off the event loop', () => {
     expect(now[0]).toBe(later[1]!.fd); // the database file, synced before the pin went
     later[1]!.release();
     await sleep(50);
-    const reopened = new Database(file, { readonly: true });
-    expect(count(reopened)).toBe(1_040);
-    reopened.close();
+    expect(rowsIn(file)).toBe(1_040);
   });
 });
