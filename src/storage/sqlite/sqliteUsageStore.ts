@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import type { GroupTotals, UsageFilter, UsageRow, UsageStore, UserTotals } from '../usageStore.js';
 import { MIGRATIONS } from './migrations.js';
@@ -52,8 +53,9 @@ const SUMS = `COUNT(*) AS requests,
 const FLUSH_MS = 10;
 const FLUSH_ROWS = 500;
 /**
- * While a checkpoint runs (a few ms), rows wait in memory; past this many, or this long, they are
- * written anyway: a disk slow to sync must neither grow the queue nor keep rows from the disk.
+ * While a checkpoint runs (a few ms), rows wait in memory; past this many, or once the oldest has
+ * waited this long, they are written anyway: a disk slow to sync must neither grow the queue nor
+ * keep rows from the disk.
  */
 const HOLD_ROWS = 5_000;
 const HOLD_MS = 100;
@@ -73,6 +75,8 @@ export class SqliteUsageStore implements UsageStore {
   private readonly commit: Database.Statement;
   private readonly rollback: Database.Statement;
   private queue: UsageRow[] = [];
+  /** When the oldest queued row was queued (performance.now()). */
+  private queuedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly checkpointer: WalCheckpointer | undefined;
 
@@ -116,6 +120,7 @@ export class SqliteUsageStore implements UsageStore {
   }
 
   insert(row: UsageRow): void {
+    if (this.queue.length === 0) this.queuedAt = performance.now();
     this.queue.push(row);
     if (this.queue.length >= FLUSH_ROWS) this.write(false);
     else this.timer ??= setTimeout(() => this.write(false), FLUSH_MS);
@@ -135,8 +140,7 @@ export class SqliteUsageStore implements UsageStore {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (!this.queue.length || !this.db.open) return;
-    const checkpoint = this.checkpointer;
-    if (!now && checkpoint?.busy && this.queue.length < HOLD_ROWS && checkpoint.busyMs < HOLD_MS) {
+    if (!now && this.checkpointer?.busy && this.queue.length < HOLD_ROWS && performance.now() - this.queuedAt < HOLD_MS) {
       this.timer = setTimeout(() => this.write(false), FLUSH_MS);
       return;
     }

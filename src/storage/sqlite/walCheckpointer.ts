@@ -1,4 +1,5 @@
 import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 
 /** Flushes a file's data to the disk: off the event loop (libuv's thread pool), and at once (at close). */
@@ -17,9 +18,15 @@ const DISK: FileSync = { later: fdatasync, now: fdatasyncSync };
 const CHECKPOINT_ROWS = 1_000;
 const CHECKPOINT_COMMITS = 200;
 /**
+ * Between two checkpoints the WAL is left unpinned at least as long as the last one took (and
+ * this long): a time in which SQLite may start the WAL over, or its backstop run.
+ */
+const MIN_GAP_MS = 50;
+/**
  * SQLite's own automatic checkpoint stays on as a backstop at this many WAL pages (8 MB), far above
- * what the WAL reaches between checkpoints here: should they fall behind (a disk that takes
- * seconds to sync, commits that could not wait), the WAL still cannot grow without bound.
+ * what the WAL reaches between checkpoints here. Should they fall behind (a disk that takes long to
+ * sync, commits that could not wait), SQLite checkpoints inside a commit as it always did, and the
+ * WAL cannot grow without bound.
  */
 const BACKSTOP_PAGES = 2_000;
 
@@ -44,10 +51,13 @@ type Phase = 'idle' | 'syncing-wal' | 'syncing-db';
  *    event loop, as SQLite requires: ~0.3–3 ms, once per checkpoint).
  *
  * A power cut at any step leaves the frames in the WAL, on the disk, and SQLite's recovery copies
- * them again, as after its own checkpoint. The store holds its commits while a checkpoint runs
- * (`busy`) so that the whole WAL reaches the database and the next commit starts it over; frames
- * committed anyway are copied by a checkpoint started at once after. If the database's sync fails
- * the pin is kept for good: those frames stay in the WAL for the next start to recover.
+ * them again, as after its own checkpoint. The store holds its commits while a checkpoint runs (up
+ * to 100 ms) so that the whole WAL reaches the database and the next commit starts it over; what
+ * could not be copied (commits that did not wait, another process's open read) waits for the next
+ * checkpoint. If syncing the WAL fails, SQLite's own checkpoint takes over. If syncing the
+ * database fails, the copied pages may not be on the disk: the pin is then kept until the process
+ * ends, so that SQLite can neither start the WAL over nor delete it, and the next start recovers
+ * from it (the WAL grows until then).
  *
  * The files are opened once and closed only after every SQLite connection to them: closing any
  * descriptor of a file drops all of the process's POSIX locks on it, SQLite's included
@@ -64,26 +74,33 @@ export class WalCheckpointer {
   private commits = 0;
   private phase: Phase = 'idle';
   private startedAt = 0;
-  /** Frames were committed past the pin during the last checkpoint: another one is due at once. */
-  private behind = false;
+  /** No checkpoint starts before this time (performance.now()): the gap after the last one. */
+  private notBefore = 0;
+  /** Set when the database's sync failed: the pin stays until the process ends. */
+  private pinKept = false;
   private stopped = false;
-  private closed = false;
 
   constructor(
     private readonly db: Database.Database,
     private readonly file: string,
     /** Called when a checkpoint has ended (the store writes the rows it held). */
     private readonly onDone: () => void,
-    /** Called once if checkpoints fail; SQLite's automatic checkpoint then runs at its default again. */
+    /** Called once if a checkpoint fails (see the class comment for what happens then). */
     private readonly onError: (err: unknown) => void,
     private readonly sync: FileSync = DISK,
   ) {
     this.pin = new Database(file, { readonly: true, fileMustExist: true });
-    this.pin.pragma('cache_size = -64'); // it reads one page: the pin needs no cache
-    this.begin = this.pin.prepare('BEGIN');
-    this.read = this.pin.prepare('SELECT 1 FROM sqlite_master LIMIT 1');
-    this.end = this.pin.prepare('COMMIT');
-    db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+    try {
+      this.pin.pragma('cache_size = -64'); // it reads one page: the pin needs no cache
+      this.pin.pragma('busy_timeout = 0'); // a pin that cannot start skips that checkpoint, never blocks
+      this.begin = this.pin.prepare('BEGIN');
+      this.read = this.pin.prepare('SELECT 1 FROM sqlite_master LIMIT 1');
+      this.end = this.pin.prepare('COMMIT');
+      db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+    } catch (err) {
+      this.pin.close();
+      throw err;
+    }
   }
 
   /** True while a checkpoint runs: the store holds its commits until onDone. */
@@ -91,28 +108,30 @@ export class WalCheckpointer {
     return this.phase !== 'idle';
   }
 
-  /** How long the running checkpoint has taken so far, in ms (0 when none runs). */
-  get busyMs(): number {
-    return this.phase === 'idle' ? 0 : Date.now() - this.startedAt;
-  }
-
   /** The store committed `rows` rows in one transaction; starts a checkpoint when one is due. */
   committed(rows: number): void {
     this.rows += rows;
     this.commits++;
     if (this.phase !== 'idle' || this.stopped || this.rows === 0) return;
-    if (this.rows >= CHECKPOINT_ROWS || this.commits >= CHECKPOINT_COMMITS) this.start();
+    if (this.rows < CHECKPOINT_ROWS && this.commits < CHECKPOINT_COMMITS) return;
+    if (performance.now() < this.notBefore) return;
+    this.start();
   }
 
   private start(): void {
     this.rows = 0;
     this.commits = 0;
-    this.behind = false;
-    this.phase = 'syncing-wal';
-    this.startedAt = Date.now();
     try {
       this.begin.run();
       this.read.get();
+    } catch (err) {
+      this.unpin();
+      if ((err as { code?: string }).code === 'SQLITE_BUSY') return; // the next one will try again
+      return this.fail(err);
+    }
+    this.phase = 'syncing-wal';
+    this.startedAt = performance.now();
+    try {
       this.walFd ??= openSync(`${this.file}-wal`, 'r+');
       this.dbFd ??= openSync(this.file, 'r+');
     } catch (err) {
@@ -125,43 +144,36 @@ export class WalCheckpointer {
     if (this.stopped) return this.finish();
     try {
       this.db.pragma('synchronous = OFF');
-      let result: { log: number; checkpointed: number } | undefined;
       try {
-        result = (this.db.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number; checkpointed: number }>)[0];
+        this.db.pragma('wal_checkpoint(PASSIVE)');
       } finally {
         this.db.pragma('synchronous = NORMAL');
       }
-      this.behind = result !== undefined && result.checkpointed < result.log;
     } catch (err) {
       return this.fail(err);
     }
     this.phase = 'syncing-db';
-    this.sync.later(this.dbFd!, (err) => {
-      if (!err) return this.finish();
-      // The copied pages may not be on the disk, and the next commit would start the WAL over:
-      // the pin stays, so those frames stay in the WAL for SQLite's recovery at the next start.
-      this.fail(err, true);
-    });
+    this.sync.later(this.dbFd!, (err) => (err ? this.fail(err, true) : this.finish()));
   }
 
   private finish(): void {
     this.unpin();
     this.phase = 'idle';
-    if (this.closed) return this.closeFiles();
-    if (this.stopped) return;
-    if (this.behind) this.start();
-    if (this.phase === 'idle') this.onDone();
+    this.notBefore = performance.now() + Math.max(MIN_GAP_MS, performance.now() - this.startedAt);
+    if (!this.stopped) this.done();
   }
 
+  /** `keepPin`: the database's sync failed after the copy (see the class comment). */
   private fail(err: unknown, keepPin = false): void {
-    if (!keepPin) this.unpin();
+    if (keepPin) this.pinKept = true;
+    else this.unpin();
     this.phase = 'idle';
-    if (this.closed) return this.closeFiles();
     if (this.stopped) return;
     this.stopped = true;
     try {
       this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('wal_autocheckpoint = 1000');
+      // SQLite's own checkpoint takes over; with the pin kept it could copy nothing more.
+      this.db.pragma(`wal_autocheckpoint = ${this.pinKept ? 0 : 1000}`);
     } catch {
       // The connection itself is broken: the store reports its failed writes.
     }
@@ -170,10 +182,19 @@ export class WalCheckpointer {
     } catch {
       // A failing report must not undo the commit that started this checkpoint.
     }
-    this.onDone();
+    this.done();
+  }
+
+  private done(): void {
+    try {
+      this.onDone();
+    } catch {
+      // The store reports its own failures; nothing may escape into libuv's callback.
+    }
   }
 
   private unpin(): void {
+    if (this.pinKept) return;
     try {
       if (this.pin.open && this.pin.inTransaction) this.end.run();
     } catch {
@@ -184,28 +205,33 @@ export class WalCheckpointer {
   /**
    * Stops checkpointing before the store closes (its close checkpoints the rest, with SQLite's own
    * fsyncs). Pages already copied are synced first: once the pin goes, SQLite may consider the WAL
-   * done and delete it. Call closeFiles() once the store's connection is closed.
+   * done and delete it. A kept pin stays, and its connection open, until the process ends.
    */
   stop(): void {
-    if (this.stopped && !this.pin.open) return;
-    if (this.phase === 'syncing-db' && this.dbFd !== undefined) {
+    if (this.stopped && (this.pinKept || !this.pin.open)) return;
+    this.stopped = true;
+    if (this.phase === 'syncing-db') {
       try {
-        this.sync.now(this.dbFd);
+        this.sync.now(this.dbFd!);
       } catch {
-        this.stopped = true;
-        return; // the pin stays until the process ends: the frames stay in the WAL
+        this.pinKept = true;
       }
     }
-    this.stopped = true;
+    if (this.pinKept) return;
     this.unpin();
-    if (this.pin.open) this.pin.close();
+    this.pin.close();
   }
 
-  /** Closes the files, now or when a sync still running on the thread pool returns. */
+  /**
+   * Closes the files, once the store's connection is closed. Not while a sync is still out on the
+   * thread pool, nor while the pin is kept (its connection is open): those stay open until the
+   * process ends.
+   */
   closeFiles(): void {
-    this.closed = true;
-    if (this.phase !== 'idle') return;
-    for (const fd of [this.walFd, this.dbFd]) {
+    if (this.phase !== 'idle' || this.pinKept) return;
+    const fds = [this.walFd, this.dbFd];
+    this.walFd = this.dbFd = undefined;
+    for (const fd of fds) {
       if (fd === undefined) continue;
       try {
         closeSync(fd);
@@ -213,6 +239,5 @@ export class WalCheckpointer {
         // Nothing to do: the descriptor is gone either way.
       }
     }
-    this.walFd = this.dbFd = undefined;
   }
 }
