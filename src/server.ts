@@ -33,7 +33,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   await fileKeys.watch();
   const keys = new KeyRing(config.proxyKey ? [new SharedKeySource(config.proxyKey, config.defaults), fileKeys] : [fileKeys]);
   const store = new SqliteUsageStore(config.usageDb, (err, rows) => log.error({ err, rows }, 'could not write usage rows'), {
-    onCheckpointError: (err) => log.warn({ err }, "usage database: checkpoints off the event loop failed; SQLite's own run again"),
+    onCheckpointError: (err, walKept) =>
+      walKept
+        ? log.error({ err }, 'usage database: the disk failed to sync a checkpoint; its WAL is kept for recovery and grows until Keyward restarts')
+        : log.warn({ err }, "usage database: a checkpoint's sync failed; SQLite checkpoints on its own from now on"),
   });
   const pricing = Pricing.bundled(config.prices);
   const meter = new Meter(store, pricing, log);

@@ -61,8 +61,12 @@ const HOLD_ROWS = 5_000;
 const HOLD_MS = 100;
 
 export interface SqliteStoreOptions {
-  /** Checkpoints failed (the disk …): SQLite's own automatic checkpoint runs again; no row is lost. */
-  onCheckpointError?: (err: unknown) => void;
+  /**
+   * A checkpoint failed (the disk …); no row is lost. `walKept`: the database's sync failed, and the
+   * WAL is kept as it is until the process ends (it grows meanwhile); else SQLite's own automatic
+   * checkpoint runs again.
+   */
+  onCheckpointError?: (err: unknown, walKept: boolean) => void;
   /** Tests: the file syncs used by the checkpointer. */
   fileSync?: FileSync;
 }
@@ -104,7 +108,7 @@ export class SqliteUsageStore implements UsageStore {
       try {
         this.checkpointer = new WalCheckpointer(this.db, file, () => this.write(false), onCheckpointError, options.fileSync);
       } catch (err) {
-        onCheckpointError(err); // SQLite's own automatic checkpoint stays on
+        onCheckpointError(err, false); // SQLite's own automatic checkpoint stays on
       }
     }
   }

@@ -85,8 +85,11 @@ export class WalCheckpointer {
     private readonly file: string,
     /** Called when a checkpoint has ended (the store writes the rows it held). */
     private readonly onDone: () => void,
-    /** Called once if a checkpoint fails (see the class comment for what happens then). */
-    private readonly onError: (err: unknown) => void,
+    /**
+     * Called once if a checkpoint fails (see the class comment): `walKept` when the database's sync
+     * failed and the WAL is kept until the process ends, else SQLite checkpoints on its own again.
+     */
+    private readonly onError: (err: unknown, walKept: boolean) => void,
     private readonly sync: FileSync = DISK,
   ) {
     this.pin = new Database(file, { readonly: true, fileMustExist: true });
@@ -178,7 +181,7 @@ export class WalCheckpointer {
       // The connection itself is broken: the store reports its failed writes.
     }
     try {
-      this.onError(err);
+      this.onError(err, this.pinKept);
     } catch {
       // A failing report must not undo the commit that started this checkpoint.
     }
