@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, fdatasync, fdatasyncSync, fstatSync, mkdtempSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, fdatasync, fdatasyncSync, fstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteUsageStore } from '../../src/storage/sqlite/sqliteUsageStore.js';
@@ -29,7 +30,7 @@ async function until(check: () => boolean, ms = 5_000): Promise<void> {
 }
 const dbFile = () => join(mkdtempSync(join(tmpdir(), 'kw-ckpt-')), 'usage.sqlite');
 const count = (db: Database.Database) => (db.prepare('SELECT COUNT(*) AS n FROM usage').get() as { n: number }).n;
-const internals = (store: SqliteUsageStore) => store as unknown as { db: Database.Database; checkpointer: { pin: Database.Database } };
+const internals = (store: SqliteUsageStore) => store as unknown as { db: Database.Database; checkpointer: { pin: Database.Database; notBefore: number } };
 
 /** A sync that always fails, as a failing disk's would. */
 const failing: FileSync = { later: (_fd, done) => setImmediate(() => done(new Error('EIO'))), now: () => {} };
@@ -112,7 +113,9 @@ describe('WAL checkpoints off the event loop', () => {
 
   it('keeps the WAL small under a steady stream of commits and copies the rows into the database file', async () => {
     const file = dbFile();
-    const store = new SqliteUsageStore(file);
+    // Syncs that take no time: on a disk slow to sync, SQLite's backstop bounds the WAL instead (below).
+    const instant: FileSync = { later: (_fd, done) => setImmediate(() => done(null)), now: () => {} };
+    const store = new SqliteUsageStore(file, undefined, { fileSync: instant });
     await writeRows(store, 20_000);
     // Without checkpoints the WAL would hold every commit's pages (~70 MB); the backstop alone, 8 MB.
     expect(statSync(`${file}-wal`).size).toBeLessThan(3 * 1024 * 1024); // so it was started over, again and again
@@ -152,7 +155,7 @@ describe('WAL checkpoints off the event loop', () => {
     const reader = new Database(file, { readonly: true });
     const committed = count(reader);
     store.insert(row('late'));
-    await sleep(50);
+    await sleep(20);
     expect(count(reader)).toBe(committed);
     await until(() => count(reader) === committed + 1, 1_000);
     expect(later).toHaveLength(1); // the WAL's sync is still out
@@ -205,7 +208,7 @@ describe('WAL checkpoints off the event loop', () => {
     await until(() => later.length === 2);
     later[1]!.release();
     await until(() => !internals(store).checkpointer.pin.inTransaction);
-    await sleep(60); // the gap after a checkpoint
+    await until(() => performance.now() > internals(store).checkpointer.notBefore); // the gap after a checkpoint // the gap after a checkpoint
     await writeRows(store, 1_000, 80, 'n'); // the next checkpoint falls due
     await until(() => later.length === 3);
     later[2]!.release();
@@ -279,6 +282,30 @@ describe('WAL checkpoints off the event loop', () => {
     expect(rowsIn(file)).toBe(1_040);
   });
 
+  it('syncs the files SQLite writes, through a symbolic link to the database', async () => {
+    // SQLite resolves the link; a WAL named after the link would be another file (here a stray one).
+    const dir = mkdtempSync(join(tmpdir(), 'kw-ckpt-link-'));
+    const real = join(dir, 'data', 'usage.sqlite');
+    mkdirSync(dirname(real));
+    new SqliteUsageStore(real).close();
+    const link = join(dir, 'usage.sqlite');
+    symlinkSync(real, link);
+    writeFileSync(`${link}-wal`, 'not a WAL');
+    const { sync, later } = heldSyncs();
+    const errors: unknown[] = [];
+    const store = new SqliteUsageStore(link, undefined, { fileSync: sync, onCheckpointError: (err) => errors.push(err) });
+    await writeRows(store, 1_040);
+    expect(later).toHaveLength(1);
+    expect(sameFile(later[0]!.fd, `${real}-wal`)).toBe(true);
+    later[0]!.release();
+    await until(() => later.length === 2);
+    expect(sameFile(later[1]!.fd, real)).toBe(true);
+    later[1]!.release();
+    await until(() => !internals(store).checkpointer.pin.inTransaction);
+    expect(errors).toEqual([]);
+    expect(rowsAfterClose(store, link)).toBe(1_040);
+  });
+
   it('closing while the WAL sync is out: no copy after, every row kept', async () => {
     const { file, store, later } = await storeInCheckpoint();
     store.insert(row('last'));
@@ -299,6 +326,20 @@ describe('WAL checkpoints off the event loop', () => {
     expect(now[0]).toBe(later[1]!.fd); // the database file, synced before the pin went
     later[1]!.release();
     await sleep(20);
+    expect(rowsIn(file)).toBe(1_040);
+  });
+
+  it('a database sync failing at close keeps the WAL for recovery, and says so', async () => {
+    const errors: boolean[] = [];
+    const { file, store, later } = await storeInCheckpoint((_err, walKept) => errors.push(walKept));
+    later[0]!.release();
+    await until(() => later.length === 2);
+    const { checkpointer } = internals(store);
+    (checkpointer as unknown as { sync: FileSync }).sync = { later: () => {}, now: () => { throw new Error('EIO'); } };
+    store.close();
+    expect(errors).toEqual([true]);
+    expect(checkpointer.pin.inTransaction).toBe(true);
+    expect(existsSync(`${file}-wal`)).toBe(true);
     expect(rowsIn(file)).toBe(1_040);
   });
 });

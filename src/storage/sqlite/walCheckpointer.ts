@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, openSync, realpathSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 
@@ -79,6 +79,9 @@ export class WalCheckpointer {
   /** Set when the database's sync failed: the pin stays until the process ends. */
   private pinKept = false;
   private stopped = false;
+  private reported = false;
+  /** The database file as SQLite opened it: SQLite resolves symbolic links, and so must the syncs. */
+  private readonly real: string;
 
   constructor(
     private readonly db: Database.Database,
@@ -92,6 +95,7 @@ export class WalCheckpointer {
     private readonly onError: (err: unknown, walKept: boolean) => void,
     private readonly sync: FileSync = DISK,
   ) {
+    this.real = realpathSync(file);
     this.pin = new Database(file, { readonly: true, fileMustExist: true });
     try {
       this.pin.pragma('cache_size = -64'); // it reads one page: the pin needs no cache
@@ -129,34 +133,53 @@ export class WalCheckpointer {
       this.read.get();
     } catch (err) {
       this.unpin();
-      if ((err as { code?: string }).code === 'SQLITE_BUSY') return; // the next one will try again
+      // Busy (a recovery in another process …): the next one will try again.
+      if (String((err as { code?: string }).code).startsWith('SQLITE_BUSY')) return;
       return this.fail(err);
     }
     this.phase = 'syncing-wal';
     this.startedAt = performance.now();
     try {
-      this.walFd ??= openSync(`${this.file}-wal`, 'r+');
-      this.dbFd ??= openSync(this.file, 'r+');
+      this.walFd ??= openSync(`${this.real}-wal`, 'r+');
+      this.dbFd ??= openSync(this.real, 'r+');
+      this.sync.later(this.walFd, (err) => (err ? this.fail(err) : this.copy()));
     } catch (err) {
-      return this.fail(err);
+      this.fail(err);
     }
-    this.sync.later(this.walFd, (err) => (err ? this.fail(err) : this.copy()));
   }
 
   private copy(): void {
     if (this.stopped) return this.finish();
     try {
       this.db.pragma('synchronous = OFF');
-      try {
-        this.db.pragma('wal_checkpoint(PASSIVE)');
-      } finally {
-        this.db.pragma('synchronous = NORMAL');
-      }
+      this.db.pragma('wal_checkpoint(PASSIVE)');
     } catch (err) {
+      // Nothing was marked copied: SQLite starts the WAL over only after a full checkpoint of its own.
+      this.restoreSynchronous();
       return this.fail(err);
     }
+    // Copied: whatever else fails now, the database is synced before the pin may go.
+    const restored = this.restoreSynchronous();
     this.phase = 'syncing-db';
-    this.sync.later(this.dbFd!, (err) => (err ? this.fail(err, true) : this.finish()));
+    try {
+      this.sync.later(this.dbFd!, (err) => {
+        if (err) return this.fail(err, true);
+        if (restored !== true) return this.fail(restored);
+        this.finish();
+      });
+    } catch (err) {
+      this.fail(err, true);
+    }
+  }
+
+  /** The writer's synchronous back to NORMAL: true, or the error that kept it from it. */
+  private restoreSynchronous(): true | unknown {
+    try {
+      this.db.pragma('synchronous = NORMAL');
+      return true;
+    } catch (err) {
+      return err;
+    }
   }
 
   private finish(): void {
@@ -180,12 +203,18 @@ export class WalCheckpointer {
     } catch {
       // The connection itself is broken: the store reports its failed writes.
     }
+    this.report(err);
+    this.done();
+  }
+
+  private report(err: unknown): void {
+    if (this.reported) return;
+    this.reported = true;
     try {
       this.onError(err, this.pinKept);
     } catch {
       // A failing report must not undo the commit that started this checkpoint.
     }
-    this.done();
   }
 
   private done(): void {
@@ -216,8 +245,9 @@ export class WalCheckpointer {
     if (this.phase === 'syncing-db') {
       try {
         this.sync.now(this.dbFd!);
-      } catch {
+      } catch (err) {
         this.pinKept = true;
+        this.report(err);
       }
     }
     if (this.pinKept) return;
@@ -228,10 +258,20 @@ export class WalCheckpointer {
   /**
    * Closes the files, once the store's connection is closed. Not while a sync is still out on the
    * thread pool, nor while the pin is kept (its connection is open): those stay open until the
-   * process ends.
+   * process ends, and a kept WAL is synced once more.
    */
   closeFiles(): void {
-    if (this.phase !== 'idle' || this.pinKept) return;
+    if (this.pinKept) {
+      // Nothing checkpoints a kept WAL, nor syncs it: the rows written since the failure, the last
+      // ones included, reach the disk now if the disk lets them.
+      try {
+        if (this.walFd !== undefined) this.sync.now(this.walFd);
+      } catch {
+        // Reported already; the WAL stays for recovery either way.
+      }
+      return;
+    }
+    if (this.phase !== 'idle') return;
     const fds = [this.walFd, this.dbFd];
     this.walFd = this.dbFd = undefined;
     for (const fd of fds) {
