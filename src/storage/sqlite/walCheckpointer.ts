@@ -85,7 +85,7 @@ export class WalCheckpointer {
 
   constructor(
     private readonly db: Database.Database,
-    private readonly file: string,
+    file: string,
     /** Called when a checkpoint has ended (the store writes the rows it held). */
     private readonly onDone: () => void,
     /**
@@ -155,8 +155,7 @@ export class WalCheckpointer {
       this.db.pragma('wal_checkpoint(PASSIVE)');
     } catch (err) {
       // Nothing was marked copied: SQLite starts the WAL over only after a full checkpoint of its own.
-      this.restoreSynchronous();
-      return this.fail(err);
+      return this.fail(err); // which restores synchronous
     }
     // Copied: whatever else fails now, the database is synced before the pin may go.
     const restored = this.restoreSynchronous();
@@ -185,7 +184,8 @@ export class WalCheckpointer {
   private finish(): void {
     this.unpin();
     this.phase = 'idle';
-    this.notBefore = performance.now() + Math.max(MIN_GAP_MS, performance.now() - this.startedAt);
+    const now = performance.now();
+    this.notBefore = now + Math.max(MIN_GAP_MS, now - this.startedAt);
     if (!this.stopped) this.done();
   }
 
@@ -196,8 +196,8 @@ export class WalCheckpointer {
     this.phase = 'idle';
     if (this.stopped) return;
     this.stopped = true;
+    this.restoreSynchronous();
     try {
-      this.db.pragma('synchronous = NORMAL');
       // SQLite's own checkpoint takes over; with the pin kept it could copy nothing more.
       this.db.pragma(`wal_autocheckpoint = ${this.pinKept ? 0 : 1000}`);
     } catch {
@@ -240,7 +240,7 @@ export class WalCheckpointer {
    * done and delete it. A kept pin stays, and its connection open, until the process ends.
    */
   stop(): void {
-    if (this.stopped && (this.pinKept || !this.pin.open)) return;
+    if (this.pinKept || !this.pin.open) return; // stopped already, its pin kept or released
     this.stopped = true;
     if (this.phase === 'syncing-db') {
       try {
