@@ -111,12 +111,18 @@ export class Processes {
 
   /**
    * A measuring child (node SCRIPT 'JSON config'), pinned to `cpu`; resolves with the JSON object of
-   * its last stdout line. Rejects if it fails, prints no result or outlives timeoutMs.
+   * its last stdout line. Rejects if it fails, prints no result or outlives timeoutMs. `signal`
+   * ends it early with SIGTERM (load.mjs then stops and prints what it measured); `onSpawn` gets
+   * its pid (to count its CPU time while it runs).
    */
-  async runChild(name, script, config, { cpu, timeoutMs }) {
+  async runChild(name, script, config, { cpu, timeoutMs, signal, onSpawn }) {
     const entry = this.#spawn(name, process.execPath, [script, JSON.stringify(config)], {
       cpu, env: process.env, stdio: ['ignore', 'pipe', 'pipe'],
     });
+    onSpawn?.(entry.child.pid);
+    const terminate = () => signalGroup(entry.child.pid, 'SIGTERM');
+    signal?.addEventListener('abort', terminate, { once: true });
+    entry.exited.then(() => signal?.removeEventListener('abort', terminate));
     let out = '';
     let err = '';
     entry.child.stdout.setEncoding('utf8').on('data', (s) => { out += s; });

@@ -28,6 +28,22 @@ const median = (xs) => {
 };
 const pctOf = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null);
 
+/** Chunk delays over the timing runs of one target, idle (test 'timing') or under a background load ('timing-loaded'). */
+function timingFigures(results, target, test) {
+  const runs = results.timing.filter((r) => r.target === target && r.test === test);
+  const delays = runs.flatMap((r) => r.delays_ms).sort((a, b) => a - b);
+  return {
+    chunks: delays.length,
+    p50_ms: pctOf(delays, 50),
+    p99_ms: pctOf(delays, 99),
+    max_ms: delays.at(-1) ?? null,
+    over_2ms: delays.filter((d) => d > 2).length,
+    background_rps: mean(runs.filter((r) => r.background).map((r) => r.background.rps)),
+    background_errors: sum(runs.filter((r) => r.background).map((r) => r.background.errors)),
+    problems: [...new Set(runs.flatMap((r) => r.problems))],
+  };
+}
+
 function loadFigures(runs) {
   const responses = sum(runs.map((r) => r.responses));
   return {
@@ -51,7 +67,6 @@ export function summarize(results) {
   const per = {};
   for (const name of ['bare', 'keyward']) {
     const runs = (test) => results.load.filter((r) => r.target === name && r.test === test && r.round !== null);
-    const delays = results.timing.filter((r) => r.target === name).flatMap((r) => r.delays_ms).sort((a, b) => a - b);
     const big = results.big[name];
     const okMs = big.ms;
     per[name] = {
@@ -62,13 +77,8 @@ export function summarize(results) {
         json_rps: results.load.find((r) => r.target === name && r.test === 'warm-json')?.rps ?? null,
         sse_rps: results.load.find((r) => r.target === name && r.test === 'warm-sse')?.rps ?? null,
       },
-      timing: {
-        chunks: delays.length,
-        p50_ms: pctOf(delays, 50),
-        p99_ms: pctOf(delays, 99),
-        max_ms: delays.at(-1) ?? null,
-        problems: [...new Set(results.timing.filter((r) => r.target === name).flatMap((r) => r.problems))],
-      },
+      timing: timingFigures(results, name, 'timing'),
+      timing_loaded: timingFigures(results, name, 'timing-loaded'),
       big: {
         n: okMs.length,
         ok: big.statuses.every((s) => s === 200) ? okMs.length : null,
@@ -88,11 +98,11 @@ export function summarize(results) {
       errors: sum(results.load.filter((r) => r.target === name).map((r) => r.errors + r.non2xx + r.timeouts)),
     };
   }
-  const directDelays = results.timing.filter((r) => r.target === 'direct').flatMap((r) => r.delays_ms).sort((a, b) => a - b);
-  const floor = { chunks: directDelays.length, p50_ms: pctOf(directDelays, 50), p99_ms: pctOf(directDelays, 99), max_ms: directDelays.at(-1) ?? null };
+  const floor = timingFigures(results, 'direct', 'timing');
+  const floorLoaded = timingFigures(results, 'direct', 'timing-loaded');
   const bigBatches = Object.entries(results.big).flatMap(([target, b]) => b.batches.map((x) => ({ target, test: 'big-post', ...x })));
   const stillDisturbed = [...results.load, ...results.timing, ...bigBatches, ...results.leak.runs].filter((r) => r.disturbed)
-    .map((r) => `${r.target} ${r.test ?? 'timing'}${r.round === null || r.round === undefined ? '' : ` r${r.round + 1}`} (other ${Math.round(r.other_cpu_pct)} %)`);
+    .map((r) => `${r.target} ${r.test}${r.round === null || r.round === undefined ? '' : ` r${r.round + 1}`} (other ${Math.round(r.other_cpu_pct)} %)`);
   const b = per.bare;
   const k = per.keyward;
   const leak = results.leak;
@@ -141,7 +151,7 @@ export function summarize(results) {
     },
   ];
   return {
-    per, floor, checks, passed: checks.filter((c) => c.pass).length, total: checks.length,
+    per, floor, floor_loaded: floorLoaded, checks, passed: checks.filter((c) => c.pass).length, total: checks.length,
     disturbed: stillDisturbed, repeated: results.discarded.length,
   };
 }
@@ -164,7 +174,7 @@ export function toMarkdown(results) {
     (machine.pinned ? 'Mock upstream and load generator (autocannon, own process) pinned to CPU 0, each proxy to CPU 1.' : 'No CPU pinning.'));
   L.push(`**Run:** ${results.elapsed_s} s. Warm-up ${settings.warm} s JSON + ${settings.warm} s SSE per proxy; ${settings.rounds} interleaved round(s) ` +
     `(bare → Keyward, then Keyward → bare) of: JSON c${settings.conc} ${settings.dur} s, SSE c${settings.conc} ${settings.dur} s, JSON c1 ${settings.lowDur} s, ` +
-    `${settings.timingStreams} SSE streams with ${settings.chunkDelayMs} ms chunk gaps, ${settings.bigN} × ${settings.bigMb} MB POSTs (split over the rounds). ` +
+    `${settings.timingStreams} SSE streams with ${settings.chunkDelayMs} ms chunk gaps${settings.loadedRate ? ` (idle, then under ${f(settings.loadedRate)} req/s of JSON)` : ''}, ${settings.bigN} × ${settings.bigMb} MB POSTs (split over the rounds). ` +
     `Keyward with keys.json, metering to SQLite and access log on, LOG_LEVEL ${settings.logLevel}.`);
   L.push('');
   L.push(`## Keyward against the bare node:http proxy — ${summary.passed} of ${summary.total} targets met`);
@@ -176,6 +186,13 @@ export function toMarkdown(results) {
   L.push(`| ${c.sse_rps.figure} | ${f(k.sse.rps)} | ${f(b.sse.rps)} | ${x(c.sse_rps.ratio)} | ${c.sse_rps.target} | ${verdict(c.sse_rps)} |`);
   L.push(`| ${c.c1_p50.figure} | ${f(k.c1.p50_ms, 3)} ms | ${f(b.c1.p50_ms, 3)} ms | ${x(c.c1_p50.ratio)} (${c.c1_p50.added_us >= 0 ? '+' : ''}${f(c.c1_p50.added_us)} µs) | ${c.c1_p50.target} | ${verdict(c.c1_p50)} |`);
   L.push(`| ${c.chunk_delay.figure}: max / p99 (${k.timing.chunks} chunks each; no proxy at all: ${f(summary.floor.max_ms, 2)} / ${f(summary.floor.p99_ms, 2)} ms) | ${f(k.timing.max_ms, 2)} / ${f(k.timing.p99_ms, 2)} ms | ${f(b.timing.max_ms, 2)} / ${f(b.timing.p99_ms, 2)} ms | – | ${c.chunk_delay.target} | ${verdict(c.chunk_delay)} |`);
+  const kl = k.timing_loaded;
+  const bl = b.timing_loaded;
+  if (kl.chunks) {
+    // Not one of the issue's targets: what the proxy's own pauses do to streams while it is busy.
+    L.push(`| the same under a JSON load of ${f(settings.loadedRate)} req/s through the same proxy (it got ${f(kl.background_rps)} / bare ${f(bl.background_rps)}): max / p99 (no proxy, the load on the mock: ${f(summary.floor_loaded.max_ms, 2)} / ${f(summary.floor_loaded.p99_ms, 2)} ms) | ` +
+      `${f(kl.max_ms, 2)} / ${f(kl.p99_ms, 2)} ms | ${f(bl.max_ms, 2)} / ${f(bl.p99_ms, 2)} ms | – | (shown, not a target) | – |`);
+  }
   L.push(`| ${c.big_time.figure} | ${f(k.big.median_ms, 1)} ms | ${f(b.big.median_ms, 1)} ms | ${x(c.big_time.ratio)} | ${c.big_time.target} | ${verdict(c.big_time)} |`);
   L.push(`| ${c.big_rss.figure} | ${f(k.big.peak_rss_mb)} MB | ${f(b.big.peak_rss_mb)} MB | ${x(c.big_rss.ratio)} | ${c.big_rss.target} | ${verdict(c.big_rss)} |`);
   L.push(`| ${c.leak.figure} | ${f(c.leak.first_mb, 1)} → ${f(c.leak.keyward, 1)} MB | – | ${c.leak.growth >= 0 ? '+' : ''}${f(c.leak.growth * 100, 1)} % | ${c.leak.target} | ${verdict(c.leak)} |`);
@@ -210,8 +227,12 @@ export function toMarkdown(results) {
   row('JSON c1 req/s, per round', (p) => rounds(p.c1));
   row('JSON c1 p50 / p99 ms', (p) => `${f(p.c1.p50_ms, 3)} / ${f(p.c1.p99_ms, 3)}`);
   row('JSON c1 CPU µs/req (CPU % of one core: proxy / mock / load gen / other)', (p) => `${f(p.c1.cpu_us_per_req)} (${cpuPcts(p.c1)})`);
-  row(`SSE, ${settings.chunkDelayMs} ms chunk gaps: chunk delay p50 / p99 / max ms (no proxy: ${f(summary.floor.p50_ms, 3)} / ${f(summary.floor.p99_ms, 3)} / ${f(summary.floor.max_ms, 3)})`,
-    (p) => `${f(p.timing.p50_ms, 3)} / ${f(p.timing.p99_ms, 3)} / ${f(p.timing.max_ms, 3)}${p.timing.problems.length ? ` (${p.timing.problems.join('; ')})` : ''}`);
+  const timingRow = (p) => `${f(p.p50_ms, 3)} / ${f(p.p99_ms, 3)} / ${f(p.max_ms, 3)}, ${f(p.over_2ms)} of ${f(p.chunks)}${p.problems.length ? ` (${p.problems.join('; ')})` : ''}`;
+  row(`SSE, ${settings.chunkDelayMs} ms chunk gaps: chunk delay p50 / p99 / max ms, chunks over 2 ms (no proxy: ${timingRow(summary.floor)})`, (p) => timingRow(p.timing));
+  if (k.timing_loaded.chunks) {
+    row(`the same under ${f(settings.loadedRate)} req/s of JSON (no proxy: ${timingRow(summary.floor_loaded)}); background req/s reached, errors`,
+      (p) => `${timingRow(p.timing_loaded)}; ${f(p.timing_loaded.background_rps)}, ${f(p.timing_loaded.background_errors)}`);
+  }
   row(`${settings.bigMb} MB POST ms: median (min – max), ok, other CPU %`, (p) => `${f(p.big.median_ms, 1)} (${f(p.big.min_ms, 1)} – ${f(p.big.max_ms, 1)}), ${p.big.ok ?? `statuses ${p.big.statuses.join(',')}`}/${p.big.n}, ${f(p.big.other_cpu_pct)} %`);
   row(`${settings.bigMb} MB POSTs: RSS before → peak (added)`, (p) => `${f(p.big.rss_before_mb)} → ${f(p.big.peak_rss_mb)} MB (+${f(p.big.peak_rss_mb - p.big.rss_before_mb)})`);
   row(`${settings.bigMb} MB POST: bytes the upstream got (of ${f(b.big.sent_bytes)})`, (p) => p.big.upstream_got.map((n) => f(n)).join(', '));

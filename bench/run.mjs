@@ -128,10 +128,11 @@ async function main() {
    * over it: the proxy's, the mock's, the child's own, and "other": busy time on the machine that
    * none of them used (other jobs, the hypervisor's steal), which means the run was disturbed.
    */
-  async function measure(t, label, script, config, timeoutMs) {
+  async function measure(t, label, script, config, timeoutMs, { backgroundPid } = {}) {
     assertRunning(label);
     const c0 = cpuSeconds(t.pid);
     const m0 = cpuSeconds(mock.pid);
+    const g0 = backgroundPid ? cpuSeconds(backgroundPid) : 0;
     const s0 = systemBusySeconds();
     const w0 = performance.now();
     const r = await procs.runChild(label, path.join(BENCH, script), config, { cpu: CPU_RIG, timeoutMs });
@@ -139,13 +140,15 @@ async function main() {
     assertRunning(label);
     const mockCpu = cpuSeconds(mock.pid) - m0;
     const cpu = t.pid === mock.pid ? 0 : cpuSeconds(t.pid) - c0;
-    const other = Math.max(0, systemBusySeconds() - s0 - cpu - mockCpu - r.self_cpu_s);
+    // A background load generator is part of the test, not a disturbance.
+    const backgroundCpu = backgroundPid ? cpuSeconds(backgroundPid) - g0 : 0;
+    const other = Math.max(0, systemBusySeconds() - s0 - cpu - mockCpu - r.self_cpu_s - backgroundCpu);
     return {
       ...r,
       cpu_s: cpu,
       cpu_pct: (cpu / r.seconds) * 100,
       mock_cpu_pct: (mockCpu / r.seconds) * 100,
-      loadgen_cpu_pct: (r.self_cpu_s / r.seconds) * 100,
+      loadgen_cpu_pct: ((r.self_cpu_s + backgroundCpu) / r.seconds) * 100,
       other_cpu_pct: (other / window) * 100,
     };
   }
@@ -221,23 +224,57 @@ async function main() {
   // ---- chunk timing: SSE with a delay between upstream chunks ----------------------------------
   // "direct" (client to mock, no proxy) is the rig's own floor: scheduling and wake-up delays.
   log(`SSE with ${settings.chunkDelayMs} ms between upstream chunks: ${settings.timingStreams} streams (${settings.timingConc} at a time) per target and round; direct = no proxy (the rig's floor)`);
-  for (let round = 0; round < settings.rounds; round++) {
-    for (const t of round % 2 === 0 ? [direct, bare, kw] : [kw, bare, direct]) {
-      const row = await withRetries(async () => {
-        const r = await measure(t, `timing ${t.name}`, 'stream-timing.mjs', {
-          url: chatUrl(t), headers: t.headers, body: STREAM, streams: settings.timingStreams,
-          concurrency: settings.timingConc, delay_ms: settings.chunkDelayMs,
-        }, 120_000);
-        countForKeyward(t, settings.timingStreams + r.warmup, settings.timingStreams + r.warmup);
-        const d = r.chunk_delay_ms;
-        log(`${t.name.padEnd(7)} timing${roundTag(round)}: ${r.stamped} chunks, delay p50 ${d.p50?.toFixed(3)} ms, p99 ${d.p99?.toFixed(3)} ms, ` +
-          `max ${d.max?.toFixed(3)} ms, other CPU ${r.other_cpu_pct.toFixed(0)} %${r.problems.length ? `, PROBLEMS: ${r.problems.join('; ')}` : ''}`);
-        if (r.stamped === 0) throw new Error(`timing ${t.name}: no stamped chunk arrived (${r.problems.join('; ')})`);
-        await sleep(300);
-        return { target: t.name, round, ...r };
-      });
-      results.timing.push(row);
+  /** One chunk-timing run through t; with `rate`, while a JSON load of that many requests/s runs through t too. */
+  async function timingOnce(t, round, rate) {
+    const test = rate ? 'timing-loaded' : 'timing';
+    let background;
+    let backgroundPid;
+    const stopBackground = new AbortController();
+    if (rate) {
+      // Open loop at a steady pace; ended by SIGTERM once the streams are done (60 s is only a bound).
+      background = procs.runChild(`paced load ${t.name}`, path.join(BENCH, 'paced-load.mjs'), {
+        url: chatUrl(t), rate, duration: 60, body: CHAT, headers: t.headers,
+      }, { cpu: CPU_RIG, timeoutMs: 120_000, signal: stopBackground.signal, onSpawn: (pid) => { backgroundPid = pid; } });
+      background.catch(() => {}); // awaited below; a failure before that must not go unhandled
+      await sleep(500); // its connections open and its pace settles
     }
+    let r;
+    try {
+      r = await measure(t, `${test} ${t.name}`, 'stream-timing.mjs', {
+        url: chatUrl(t), headers: t.headers, body: STREAM, streams: settings.timingStreams,
+        concurrency: settings.timingConc, delay_ms: settings.chunkDelayMs,
+      }, 120_000, { backgroundPid });
+    } finally {
+      stopBackground.abort();
+    }
+    countForKeyward(t, settings.timingStreams + r.warmup, settings.timingStreams + r.warmup);
+    const row = { target: t.name, test, round, ...r };
+    let loadNote = '';
+    if (background) {
+      const bg = await background;
+      countForKeyward(t, bg.sent, bg.responses);
+      const bad = bg.errors + bg.non2xx + bg.timeouts;
+      row.background = { rate, rps: bg.rps, responses: bg.responses, errors: bad, p99_ms: bg.latency_ms.p99 };
+      loadNote = `, background ${fmtInt(bg.rps)} req/s${bad ? ` (ERRORS ${bad})` : ''}`;
+    }
+    const d = r.chunk_delay_ms;
+    log(`${t.name.padEnd(7)} ${test}${roundTag(round)}: ${r.stamped} chunks, delay p50 ${d.p50?.toFixed(3)} ms, p99 ${d.p99?.toFixed(3)} ms, ` +
+      `max ${d.max?.toFixed(3)} ms${loadNote}, other CPU ${r.other_cpu_pct.toFixed(0)} %${r.problems.length ? `, PROBLEMS: ${r.problems.join('; ')}` : ''}`);
+    if (r.stamped === 0) throw new Error(`${test} ${t.name}: no stamped chunk arrived (${r.problems.join('; ')})`);
+    await sleep(300);
+    return row;
+  }
+  const timingRounds = async (rate) => {
+    for (let round = 0; round < settings.rounds; round++) {
+      for (const t of round % 2 === 0 ? [direct, bare, kw] : [kw, bare, direct]) {
+        results.timing.push(await withRetries(() => timingOnce(t, round, rate)));
+      }
+    }
+  };
+  await timingRounds(0);
+  if (settings.loadedRate > 0) {
+    log(`the same under a JSON load of ${fmtInt(settings.loadedRate)} req/s through the same target (direct: to the mock)`);
+    await timingRounds(settings.loadedRate);
   }
 
   // ---- leak check: many requests in a row through Keyward --------------------------------------

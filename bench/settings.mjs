@@ -33,6 +33,12 @@ export function loadSettings() {
     chunkDelayMs: num('BENCH_CHUNK_DELAY_MS', 50, 50, { min: 1 }),
     timingStreams: num('BENCH_TIMING_STREAMS', 5, 4, { min: 1 }),
     timingConc: num('BENCH_TIMING_CONC', 5, 4, { min: 1 }),
+    /**
+     * The chunk-timing test again while a JSON load of this many requests/s runs through the same
+     * target (0: skip it). An idle proxy shows only wake-up delays; under load a proxy's own stalls
+     * (a garbage collection, a synchronous disk write) hold back chunks of the streams it relays.
+     */
+    loadedRate: num('BENCH_LOADED_RATE', 3000, 3000),
     /** Large bodies: BIG_N sequential POSTs of BIG_MB each, per proxy (split over the rounds). */
     bigMb: num('BENCH_BIG_MB', 20, 20, { min: 1, int: false }),
     bigN: num('BENCH_BIG_N', 10, 4, { min: 1 }),
