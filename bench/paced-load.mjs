@@ -1,12 +1,13 @@
-// An open-loop background load: POSTs sent at a steady `rate` per second, whatever the answers do,
-// until SIGTERM (or `duration` s); then waits for the requests in flight and prints one JSON line.
-// A child process of run.mjs, used while the chunk timing runs.
+// An open-loop background load: POSTs started at a steady `rate` per second, whatever the answers
+// do, until SIGTERM (or `duration` s); then waits up to 10 s for the requests in flight, cuts the
+// rest, prints one JSON line and exits. A child process of run.mjs, used while the chunk timing runs.
 //
-//   node bench/paced-load.mjs '{"url":...,"rate":3000,"body":"...","headers":{...},"connections":20,"duration":60}'
+//   node bench/paced-load.mjs '{"url":...,"rate":3000,"body":"...","headers":{...},"connections":20,"duration":150}'
 //
 // Not autocannon's overallRate: it sends each second's quota as one burst at the start of the
 // second (3,000 requests in ~0.3 s, then nothing), a load that comes and goes under the streams.
-// Here a 2 ms tick sends what is due by then, so the load is spread over the whole second.
+// Here a 2 ms tick starts what is due by then (~6 requests at 3,000/s). While 4 × `connections`
+// requests are outstanding (the target fell behind) the due ones are skipped, not queued.
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 
@@ -17,40 +18,48 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
 const body = Buffer.from(opts.body);
 const headers = { 'content-type': 'application/json', 'content-length': body.length, ...opts.headers };
 
-let sent = 0;
-let responses = 0;
-let errors = 0;
+let started = 0; // requests created (some may wait in the agent's queue for a socket)
+let sent = 0; // requests written in full to a socket: these reached the target
+let responses = 0; // answers read to their end
+let errors = 0; // failed before or while being sent, or the answer was cut
 let non2xx = 0;
-let skipped = 0; // due while `connections × 4` requests were already waiting: the target fell behind
-let inFlight = 0;
+let skipped = 0;
+const outstanding = new Set();
 const latencies = [];
 
 function one() {
-  sent++;
-  inFlight++;
+  started++;
   const t0 = performance.now();
-  const req = http.request({ hostname: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent, headers }, (res) => {
+  const req = http.request({ hostname: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent, headers });
+  outstanding.add(req);
+  let done = false;
+  const finish = (ok) => {
+    if (done) return;
+    done = true;
+    outstanding.delete(req);
+    if (ok) latencies.push(performance.now() - t0);
+    else errors++;
+  };
+  req.on('finish', () => { sent++; });
+  req.on('response', (res) => {
     res.resume();
     res.on('end', () => {
       responses++;
       if (res.statusCode < 200 || res.statusCode >= 300) non2xx++;
-      latencies.push(performance.now() - t0);
-      inFlight--;
+      finish(true);
     });
+    res.on('close', () => finish(res.complete));
   });
-  req.on('error', () => {
-    errors++;
-    inFlight--;
-  });
+  req.on('error', () => finish(false));
   req.end(body);
 }
 
-const started = performance.now();
+const t0 = performance.now();
 let due = 0;
 const tick = setInterval(() => {
-  const shouldHaveSent = Math.floor(((performance.now() - started) / 1000) * opts.rate);
-  for (; due < shouldHaveSent; due++) {
-    if (inFlight >= connections * 4) skipped++;
+  const shouldHaveStarted = Math.floor(((performance.now() - t0) / 1000) * opts.rate);
+  for (; due < shouldHaveStarted; due++) {
+    if (outstanding.size >= connections * 4) skipped++;
     else one();
   }
 }, 2);
@@ -60,25 +69,30 @@ async function stop() {
   if (stopping) return;
   stopping = true;
   clearInterval(tick);
-  const seconds = (performance.now() - started) / 1000;
+  const seconds = (performance.now() - t0) / 1000;
   const deadline = performance.now() + 10_000;
-  while (inFlight > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  while (outstanding.size > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  const cut = outstanding.size; // still unanswered 10 s after the end: cut here
+  for (const req of [...outstanding]) req.destroy();
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] : null);
-  process.stdout.write(`${JSON.stringify({
+  const line = `${JSON.stringify({
     rate: opts.rate,
     seconds,
     self_cpu_s: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+    started,
     sent,
     responses,
     errors,
     non2xx,
-    timeouts: inFlight, // still unanswered 10 s after the end
+    timeouts: cut,
     skipped,
-    rps: sent / seconds, // the pace reached (the answers of the last requests may come after `seconds`)
+    rps: sent / seconds, // the pace reached: requests that reached the target per second
     latency_ms: { p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? null },
-  })}\n`);
+  })}\n`;
+  // Exit once the line is out: a request cut above must not open a socket afterwards.
+  process.stdout.write(line, () => process.exit(0));
 }
 process.once('SIGTERM', () => void stop());
-setTimeout(() => void stop(), (opts.duration ?? 60) * 1000).unref();
+setTimeout(() => void stop(), (opts.duration ?? 150) * 1000).unref();

@@ -112,8 +112,8 @@ export class Processes {
   /**
    * A measuring child (node SCRIPT 'JSON config'), pinned to `cpu`; resolves with the JSON object of
    * its last stdout line. Rejects if it fails, prints no result or outlives timeoutMs. `signal`
-   * ends it early with SIGTERM (load.mjs then stops and prints what it measured); `onSpawn` gets
-   * its pid (to count its CPU time while it runs).
+   * ends it early with SIGTERM (paced-load.mjs then stops and prints what it measured); `onSpawn`
+   * gets its pid (to count its CPU time while it runs).
    */
   async runChild(name, script, config, { cpu, timeoutMs, signal, onSpawn }) {
     const entry = this.#spawn(name, process.execPath, [script, JSON.stringify(config)], {

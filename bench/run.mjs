@@ -132,7 +132,7 @@ async function main() {
     assertRunning(label);
     const c0 = cpuSeconds(t.pid);
     const m0 = cpuSeconds(mock.pid);
-    const g0 = backgroundPid ? cpuSeconds(backgroundPid) : 0;
+    const g0 = backgroundPid ? backgroundCpuSeconds(backgroundPid) : null;
     const s0 = systemBusySeconds();
     const w0 = performance.now();
     const r = await procs.runChild(label, path.join(BENCH, script), config, { cpu: CPU_RIG, timeoutMs });
@@ -141,16 +141,26 @@ async function main() {
     const mockCpu = cpuSeconds(mock.pid) - m0;
     const cpu = t.pid === mock.pid ? 0 : cpuSeconds(t.pid) - c0;
     // A background load generator is part of the test, not a disturbance.
-    const backgroundCpu = backgroundPid ? cpuSeconds(backgroundPid) - g0 : 0;
+    const g1 = backgroundPid ? backgroundCpuSeconds(backgroundPid) : null;
+    const backgroundCpu = g0 !== null && g1 !== null ? g1 - g0 : 0;
     const other = Math.max(0, systemBusySeconds() - s0 - cpu - mockCpu - r.self_cpu_s - backgroundCpu);
     return {
       ...r,
+      ...(backgroundPid ? { background_ran_throughout: g1 !== null } : {}),
       cpu_s: cpu,
       cpu_pct: (cpu / r.seconds) * 100,
       mock_cpu_pct: (mockCpu / r.seconds) * 100,
       loadgen_cpu_pct: ((r.self_cpu_s + backgroundCpu) / r.seconds) * 100,
       other_cpu_pct: (other / window) * 100,
     };
+  }
+  /** CPU seconds of a background load child, or null once it has exited (its own result tells why). */
+  function backgroundCpuSeconds(pid) {
+    try {
+      return cpuSeconds(pid);
+    } catch {
+      return null;
+    }
   }
   /** A service that died mid-run (crash, or a signal from outside) fails the run, with its log. */
   function assertRunning(during) {
@@ -231,10 +241,11 @@ async function main() {
     let backgroundPid;
     const stopBackground = new AbortController();
     if (rate) {
-      // Open loop at a steady pace; ended by SIGTERM once the streams are done (60 s is only a bound).
+      // Open loop at a steady pace; ended by SIGTERM once the streams are done. Its own bound
+      // (150 s) outlasts the timing run's (120 s), so it cannot end first unless it fails.
       background = procs.runChild(`paced load ${t.name}`, path.join(BENCH, 'paced-load.mjs'), {
-        url: chatUrl(t), rate, duration: 60, body: CHAT, headers: t.headers,
-      }, { cpu: CPU_RIG, timeoutMs: 120_000, signal: stopBackground.signal, onSpawn: (pid) => { backgroundPid = pid; } });
+        url: chatUrl(t), rate, duration: 150, body: CHAT, headers: t.headers,
+      }, { cpu: CPU_RIG, timeoutMs: 180_000, signal: stopBackground.signal, onSpawn: (pid) => { backgroundPid = pid; } });
       background.catch(() => {}); // awaited below; a failure before that must not go unhandled
       await sleep(500); // its connections open and its pace settles
     }
@@ -251,11 +262,15 @@ async function main() {
     const row = { target: t.name, test, round, ...r };
     let loadNote = '';
     if (background) {
-      const bg = await background;
+      const bg = await background; // rejects with the child's own error if it failed
+      if (!r.background_ran_throughout) throw new Error(`${test} ${t.name}: the background load ended before the streams did`);
       countForKeyward(t, bg.sent, bg.responses);
       const bad = bg.errors + bg.non2xx + bg.timeouts;
-      row.background = { rate, rps: bg.rps, responses: bg.responses, errors: bad, p99_ms: bg.latency_ms.p99 };
-      loadNote = `, background ${fmtInt(bg.rps)} req/s${bad ? ` (ERRORS ${bad})` : ''}`;
+      row.background = {
+        rate, sent_per_s: bg.rps, started: bg.started, sent: bg.sent, responses: bg.responses,
+        skipped: bg.skipped, errors: bad, p99_ms: bg.latency_ms.p99,
+      };
+      loadNote = `, background ${fmtInt(bg.rps)} req/s sent${bg.skipped ? `, ${fmtInt(bg.skipped)} skipped (the target fell behind)` : ''}${bad ? `, ERRORS ${bad}` : ''}`;
     }
     const d = r.chunk_delay_ms;
     log(`${t.name.padEnd(7)} ${test}${roundTag(round)}: ${r.stamped} chunks, delay p50 ${d.p50?.toFixed(3)} ms, p99 ${d.p99?.toFixed(3)} ms, ` +
