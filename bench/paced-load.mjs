@@ -1,6 +1,6 @@
 // An open-loop background load: POSTs started at a steady `rate` per second, whatever the answers
-// do, until SIGTERM (or `duration` s); then waits up to 10 s for the requests in flight, cuts the
-// rest, prints one JSON line and exits. A child process of run.mjs, used while the chunk timing runs.
+// do, until SIGTERM (or `duration` s); then waits up to `grace` s (10) for the requests in flight,
+// cuts the rest, prints one JSON line and exits. A child process of run.mjs, used while the chunk timing runs.
 //
 //   node bench/paced-load.mjs '{"url":...,"rate":3000,"body":"...","headers":{...},"connections":20,"duration":150}'
 //
@@ -70,9 +70,9 @@ async function stop() {
   stopping = true;
   clearInterval(tick);
   const seconds = (performance.now() - t0) / 1000;
-  const deadline = performance.now() + 10_000;
+  const deadline = performance.now() + (opts.grace ?? 10) * 1000;
   while (outstanding.size > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
-  const cut = outstanding.size; // still unanswered 10 s after the end: cut here
+  const cut = outstanding.size; // still unanswered after the grace: cut here
   for (const req of [...outstanding]) req.destroy();
   agent.destroy();
   latencies.sort((a, b) => a - b);
