@@ -9,6 +9,7 @@
 // not from its histogram, which keeps whole milliseconds only: concurrency-1 figures need µs.
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
+import { percentile } from './stats.mjs';
 
 const opts = JSON.parse(process.argv[2]);
 let samples = new Float64Array(1 << 16);
@@ -46,7 +47,7 @@ process.once('SIGTERM', () => instance.stop());
 const result = await instance;
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 const sorted = samples.subarray(0, count).sort();
-const pct = (p) => (count ? sorted[Math.min(count - 1, Math.floor((p / 100) * count))] : null);
+const pct = (p) => percentile(sorted, p);
 let sum = 0;
 for (let i = 0; i < count; i++) sum += sorted[i];
 const ok = Object.entries(statuses).reduce((n, [code, c]) => n + (code >= 200 && code < 300 ? c : 0), 0);

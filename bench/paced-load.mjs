@@ -10,6 +10,7 @@
 // requests are outstanding (the target fell behind) the due ones are skipped, not queued.
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { percentile } from './stats.mjs';
 
 const opts = JSON.parse(process.argv[2]);
 const target = new URL(opts.url);
@@ -76,7 +77,6 @@ async function stop() {
   for (const req of [...outstanding]) req.destroy();
   agent.destroy();
   latencies.sort((a, b) => a - b);
-  const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] : null);
   const line = `${JSON.stringify({
     rate: opts.rate,
     seconds,
@@ -89,7 +89,7 @@ async function stop() {
     timeouts: cut,
     skipped,
     rps: sent / seconds, // the pace reached: requests that reached the target per second
-    latency_ms: { p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? null },
+    latency_ms: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? null },
   })}\n`;
   // Exit once the line is out: a request cut above must not open a socket afterwards.
   process.stdout.write(line, () => process.exit(0));

@@ -3,6 +3,7 @@
 import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import { TARGETS } from './settings.mjs';
+import { percentile } from './stats.mjs';
 
 export function machineInfo() {
   let kernel = os.release();
@@ -26,7 +27,6 @@ const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : null;
 };
-const pctOf = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null);
 
 /** Chunk delays over the timing runs of one target, idle (test 'timing') or under a background load ('timing-loaded'). */
 function timingFigures(results, target, test) {
@@ -34,8 +34,8 @@ function timingFigures(results, target, test) {
   const delays = runs.flatMap((r) => r.delays_ms).sort((a, b) => a - b);
   return {
     chunks: delays.length,
-    p50_ms: pctOf(delays, 50),
-    p99_ms: pctOf(delays, 99),
+    p50_ms: percentile(delays, 50),
+    p99_ms: percentile(delays, 99),
     max_ms: delays.at(-1) ?? null,
     over_2ms: delays.filter((d) => d > 2).length,
     background_rps: mean(runs.filter((r) => r.background).map((r) => r.background.sent_per_s)),
@@ -70,6 +70,7 @@ export function summarize(results) {
     const runs = (test) => results.load.filter((r) => r.target === name && r.test === test && r.round !== null);
     const big = results.big[name];
     const okMs = big.ms;
+    const timingLoaded = timingFigures(results, name, 'timing-loaded');
     per[name] = {
       json: loadFigures(runs(`json-c${settings.conc}`)),
       sse: loadFigures(runs(`sse-c${settings.conc}`)),
@@ -79,7 +80,7 @@ export function summarize(results) {
         sse_rps: results.load.find((r) => r.target === name && r.test === 'warm-sse')?.rps ?? null,
       },
       timing: timingFigures(results, name, 'timing'),
-      timing_loaded: timingFigures(results, name, 'timing-loaded'),
+      timing_loaded: timingLoaded,
       big: {
         n: okMs.length,
         ok: big.statuses.every((s) => s === 200) ? okMs.length : null,
@@ -97,7 +98,7 @@ export function summarize(results) {
       peak_rss_load_mb: results.targets[name].hwm_load_kb / 1024,
       rss_end_mb: results.targets[name].rss_end_kb / 1024,
       errors: sum(results.load.filter((r) => r.target === name).map((r) => r.errors + r.non2xx + r.timeouts)) +
-        sum(results.timing.filter((r) => r.target === name && r.background).map((r) => r.background.errors)),
+        timingLoaded.background_errors,
     };
   }
   const floor = timingFigures(results, 'direct', 'timing');
@@ -111,17 +112,17 @@ export function summarize(results) {
   const growth = (leak.rss_end_kb - leak.rss_first_kb) / leak.rss_first_kb;
   const checks = [
     {
-      id: 'json_rps', figure: `JSON chat, concurrency ${settings.conc}: requests/s`,
+      id: 'json_rps', limit: TARGETS.jsonRps, figure: `JSON chat, concurrency ${settings.conc}: requests/s`,
       keyward: k.json.rps, bare: b.json.rps, ratio: k.json.rps / b.json.rps,
       target: `≥ ${TARGETS.jsonRps.toFixed(2)}× bare`, pass: k.json.rps / b.json.rps >= TARGETS.jsonRps,
     },
     {
-      id: 'json_cpu', figure: 'JSON chat: CPU µs per request',
+      id: 'json_cpu', limit: TARGETS.jsonCpu, figure: 'JSON chat: CPU µs per request',
       keyward: k.json.cpu_us_per_req, bare: b.json.cpu_us_per_req, ratio: k.json.cpu_us_per_req / b.json.cpu_us_per_req,
       target: `≤ ${TARGETS.jsonCpu.toFixed(1)}× bare`, pass: k.json.cpu_us_per_req / b.json.cpu_us_per_req <= TARGETS.jsonCpu,
     },
     {
-      id: 'sse_rps', figure: `SSE chat (${settings.chunks} chunks), concurrency ${settings.conc}: requests/s`,
+      id: 'sse_rps', limit: TARGETS.sseRps, figure: `SSE chat (${settings.chunks} chunks), concurrency ${settings.conc}: requests/s`,
       keyward: k.sse.rps, bare: b.sse.rps, ratio: k.sse.rps / b.sse.rps,
       target: `≥ ${TARGETS.sseRps.toFixed(2)}× bare`, pass: k.sse.rps / b.sse.rps >= TARGETS.sseRps,
     },
@@ -137,12 +138,12 @@ export function summarize(results) {
       pass: k.timing.chunks > 0 && k.timing.max_ms <= TARGETS.chunkDelayMs && k.timing.problems.length === 0,
     },
     {
-      id: 'big_time', figure: `${settings.bigN} × ${settings.bigMb} MB POST /v1/embeddings: median time`,
+      id: 'big_time', limit: TARGETS.bigTime, figure: `${settings.bigN} × ${settings.bigMb} MB POST /v1/embeddings: median time`,
       keyward: k.big.median_ms, bare: b.big.median_ms, ratio: k.big.median_ms / b.big.median_ms,
       target: `≤ ${TARGETS.bigTime.toFixed(1)}× bare`, pass: k.big.ok === settings.bigN && k.big.median_ms / b.big.median_ms <= TARGETS.bigTime,
     },
     {
-      id: 'big_rss', figure: `${settings.bigN} × ${settings.bigMb} MB POST /v1/embeddings: peak RSS`,
+      id: 'big_rss', limit: TARGETS.bigRss, figure: `${settings.bigN} × ${settings.bigMb} MB POST /v1/embeddings: peak RSS`,
       keyward: k.big.peak_rss_mb, bare: b.big.peak_rss_mb, ratio: k.big.peak_rss_mb / b.big.peak_rss_mb,
       target: `≤ ${TARGETS.bigRss.toFixed(1)}× bare`, pass: k.big.peak_rss_mb / b.big.peak_rss_mb <= TARGETS.bigRss,
     },
@@ -164,7 +165,7 @@ const x = (r) => (r === null || !Number.isFinite(r) ? '–' : `${r.toFixed(2)}×
  * A check's ratio, with a third decimal when two would round it onto its limit: 0.796 against
  * ≥ 0.80 must not print as "0.80× … MISS".
  */
-const xCheck = (c, limit) => (Number.isFinite(c.ratio) && c.ratio.toFixed(2) === limit.toFixed(2) && c.ratio !== limit ? `${c.ratio.toFixed(3)}×` : x(c.ratio));
+const xCheck = (c) => (Number.isFinite(c.ratio) && c.ratio.toFixed(2) === c.limit.toFixed(2) && c.ratio !== c.limit ? `${c.ratio.toFixed(3)}×` : x(c.ratio));
 const verdict = (c) => (c.pass ? '**PASS**' : '**MISS**');
 
 export function toMarkdown(results) {
@@ -188,9 +189,9 @@ export function toMarkdown(results) {
   L.push('');
   L.push('| figure | Keyward | bare | Keyward ÷ bare | target | result |');
   L.push('|---|--:|--:|--:|---|---|');
-  L.push(`| ${c.json_rps.figure} | ${f(k.json.rps)} | ${f(b.json.rps)} | ${xCheck(c.json_rps, TARGETS.jsonRps)} | ${c.json_rps.target} | ${verdict(c.json_rps)} |`);
-  L.push(`| ${c.json_cpu.figure} | ${f(k.json.cpu_us_per_req)} µs | ${f(b.json.cpu_us_per_req)} µs | ${xCheck(c.json_cpu, TARGETS.jsonCpu)} | ${c.json_cpu.target} | ${verdict(c.json_cpu)} |`);
-  L.push(`| ${c.sse_rps.figure} | ${f(k.sse.rps)} | ${f(b.sse.rps)} | ${xCheck(c.sse_rps, TARGETS.sseRps)} | ${c.sse_rps.target} | ${verdict(c.sse_rps)} |`);
+  L.push(`| ${c.json_rps.figure} | ${f(k.json.rps)} | ${f(b.json.rps)} | ${xCheck(c.json_rps)} | ${c.json_rps.target} | ${verdict(c.json_rps)} |`);
+  L.push(`| ${c.json_cpu.figure} | ${f(k.json.cpu_us_per_req)} µs | ${f(b.json.cpu_us_per_req)} µs | ${xCheck(c.json_cpu)} | ${c.json_cpu.target} | ${verdict(c.json_cpu)} |`);
+  L.push(`| ${c.sse_rps.figure} | ${f(k.sse.rps)} | ${f(b.sse.rps)} | ${xCheck(c.sse_rps)} | ${c.sse_rps.target} | ${verdict(c.sse_rps)} |`);
   L.push(`| ${c.c1_p50.figure} | ${f(k.c1.p50_ms, 3)} ms | ${f(b.c1.p50_ms, 3)} ms | ${x(c.c1_p50.ratio)} (${c.c1_p50.added_us >= 0 ? '+' : ''}${f(c.c1_p50.added_us)} µs) | ${c.c1_p50.target} | ${verdict(c.c1_p50)} |`);
   L.push(`| ${c.chunk_delay.figure}: max / p99 (${k.timing.chunks} chunks each; no proxy at all: ${f(summary.floor.max_ms, 2)} / ${f(summary.floor.p99_ms, 2)} ms) | ${f(k.timing.max_ms, 2)} / ${f(k.timing.p99_ms, 2)} ms | ${f(b.timing.max_ms, 2)} / ${f(b.timing.p99_ms, 2)} ms | – | ${c.chunk_delay.target} | ${verdict(c.chunk_delay)} |`);
   const kl = k.timing_loaded;
@@ -200,8 +201,8 @@ export function toMarkdown(results) {
     L.push(`| the same under a JSON load of ${f(settings.loadedRate)} req/s through the same proxy (sent: ${f(kl.background_rps)} / bare ${f(bl.background_rps)} req/s): max / p99 (no proxy, the load on the mock: ${f(summary.floor_loaded.max_ms, 2)} / ${f(summary.floor_loaded.p99_ms, 2)} ms) | ` +
       `${f(kl.max_ms, 2)} / ${f(kl.p99_ms, 2)} ms | ${f(bl.max_ms, 2)} / ${f(bl.p99_ms, 2)} ms | – | (shown, not a target) | – |`);
   }
-  L.push(`| ${c.big_time.figure} | ${f(k.big.median_ms, 1)} ms | ${f(b.big.median_ms, 1)} ms | ${xCheck(c.big_time, TARGETS.bigTime)} | ${c.big_time.target} | ${verdict(c.big_time)} |`);
-  L.push(`| ${c.big_rss.figure} | ${f(k.big.peak_rss_mb)} MB | ${f(b.big.peak_rss_mb)} MB | ${xCheck(c.big_rss, TARGETS.bigRss)} | ${c.big_rss.target} | ${verdict(c.big_rss)} |`);
+  L.push(`| ${c.big_time.figure} | ${f(k.big.median_ms, 1)} ms | ${f(b.big.median_ms, 1)} ms | ${xCheck(c.big_time)} | ${c.big_time.target} | ${verdict(c.big_time)} |`);
+  L.push(`| ${c.big_rss.figure} | ${f(k.big.peak_rss_mb)} MB | ${f(b.big.peak_rss_mb)} MB | ${xCheck(c.big_rss)} | ${c.big_rss.target} | ${verdict(c.big_rss)} |`);
   L.push(`| ${c.leak.figure} | ${f(c.leak.first_mb, 1)} → ${f(c.leak.keyward, 1)} MB | – | ${c.leak.growth >= 0 ? '+' : ''}${f(c.leak.growth * 100, 1)} % | ${c.leak.target} | ${verdict(c.leak)} |`);
   L.push('');
   const meteredOk = metering.rows >= metering.requests_with_valid_key;

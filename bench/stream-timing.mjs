@@ -19,6 +19,7 @@
 //   node bench/stream-timing.mjs '{"url":...,"headers":{...},"streams":10,"concurrency":5,"delay_ms":50,"body":"..."}'
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { percentile } from './stats.mjs';
 
 const opts = JSON.parse(process.argv[2]);
 const target = new URL(opts.url);
@@ -114,7 +115,7 @@ const t0 = performance.now();
 await run(opts.streams);
 agent.destroy();
 const sorted = delays.sort((a, b) => a - b);
-const pct = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null);
+const pct = (p) => percentile(sorted, p);
 process.stdout.write(`${JSON.stringify({
   streams: opts.streams,
   warmup,
