@@ -201,7 +201,7 @@ describe('WAL checkpoints off the event loop', () => {
     await until(() => later.length === 2);
     later[1]!.release();
     await until(() => !internals(store).checkpointer.pin.inTransaction);
-    await until(() => performance.now() > internals(store).checkpointer.notBefore); // the gap after a checkpoint // the gap after a checkpoint
+    await until(() => performance.now() > internals(store).checkpointer.notBefore); // the gap after a checkpoint
     await writeRows(store, 1_000, 80, 'n'); // the next checkpoint falls due
     await until(() => later.length === 3);
     later[2]!.release();
