@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { endpointOf } from '../usage/endpoint.js';
 import { tagResponse, type RequestContext } from './context.js';
+import { closeWithConnection } from './queuedAnswers.js';
 
 export interface ContextHooks {
   onStart(ctx: RequestContext): void;
@@ -15,11 +16,7 @@ export function pathOf(url: string | undefined): string {
   return q === -1 ? u : u.slice(0, q);
 }
 
-/**
- * Opens the request's context and closes it exactly once, on the response's 'close' (which Node
- * emits after a normal end, a client disconnect, or a destroyed socket alike). A client that goes
- * away takes the upstream request down with it at once.
- */
+/** A new request's context: every field set (see the comment inside). */
 export function newContext(req: IncomingMessage): RequestContext {
   const path = pathOf(req.url);
   // Every field from the start, in one order: fields added later, in an order that depends on the
@@ -65,6 +62,12 @@ export function newContext(req: IncomingMessage): RequestContext {
   };
 }
 
+/**
+ * Opens the request's context and closes it exactly once, on the response's 'close' (which Node
+ * emits after a normal end, a client disconnect, or a destroyed socket alike; for an answer queued
+ * behind a pipelined one, queuedAnswers.ts makes sure of it). A client that goes away takes the
+ * upstream request down with it at once.
+ */
 export function openContext(req: IncomingMessage, res: ServerResponse, hooks: ContextHooks): RequestContext {
   const ctx = newContext(req);
   const id = ctx.id;
@@ -75,5 +78,6 @@ export function openContext(req: IncomingMessage, res: ServerResponse, hooks: Co
     ctx.abortUpstream = undefined; // it holds undici's controller and the answer's raw headers
     hooks.onDone(ctx, res);
   });
+  if (res.socket === null && req.socket) closeWithConnection(res, req.socket);
   return ctx;
 }

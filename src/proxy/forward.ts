@@ -136,9 +136,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     const upload = (this.upload = new Upload(req, (chunk) => {
       ctx.bytesIn += chunk.length;
       if (ctx.bytesIn <= max) return void sniffer?.write(chunk);
-      ctx.status = 413;
-      ctx.outcome = 'upstream_error';
       ctx.error = 'request body over the limit';
+      // An answer already on its way to the client keeps its status: the cut below breaks it off.
+      if (!res.headersSent) {
+        ctx.status = 413;
+        ctx.outcome = 'upstream_error';
+      }
       // The answer is 413 either way, given like any early answer (afterUpload: the rest is read and
       // dropped first; answered at once, the reset of Node's close destroyed the 413 on its way).
       // Waiting before the abort below: the upstream's failure waits for the same moment, and the
@@ -189,7 +192,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       const { answer, chunks, size } = this.held;
       this.held = undefined;
       this.decide(answer, Buffer.concat(chunks, size));
-    });
+    }, true);
   }
 
   private relay(answer: UpstreamAnswer, controller: Dispatcher.DispatchController): AnswerSink {
@@ -235,13 +238,14 @@ class Attempt implements Dispatcher.DispatchHandler {
    * ends only once it is in (or after LINGER_MS). Ending first would
    * make Node close the connection with unread bytes in it: a TCP reset, which can destroy the
    * answer on its way to the client (seen: the client got nothing). `then` runs once: 'end' and
-   * 'close' both come, and the listeners go with the first.
+   * 'close' both come, and the listeners go with the first. `answerEnded`: the upstream's answer
+   * came whole (not an error that broke it off).
    */
-  private afterUpload(then: () => void): void {
+  private afterUpload(then: () => void, answerEnded = false): void {
     const { upload, ctx } = this;
     if (upload === undefined || !upload.unfinished) return then();
     upload.drop();
-    if (this.sink && ctx.status !== undefined) {
+    if (answerEnded && this.sink && ctx.status !== undefined) {
       // The client already has every byte of the answer but its end: a client that hangs up now
       // (fetch does, once the answer is complete) got the whole answer.
       ctx.finishTap?.();

@@ -91,6 +91,66 @@ describe('failures', () => {
   });
 });
 
+describe('pipelined requests (HTTP/1.1)', () => {
+  it('a connection closed while answers wait behind a stream: every forwarded request leaves a row, the waiting ones are cut upstream', async () => {
+    // Three requests in one write on one connection. Node runs all three handlers at once (all are
+    // forwarded) but answers them in order: the 2nd and 3rd answers wait, without a socket, behind
+    // the stream. Node never closes such waiting answers when the connection goes.
+    const request = (tag: string, json: string, extra = '') =>
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\napi-key: ${ALICE_KEY}\r\ncontent-type: application/json\r\n` +
+      `x-mock-test: ${tag}\r\n${extra}content-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`;
+    const before = kw.rows().length;
+    const socket = net.connect(Number(new URL(kw.url).port), '127.0.0.1');
+    socket.on('error', () => {});
+    socket.on('data', () => {});
+    await new Promise((ok) => socket.once('connect', ok));
+    socket.write(
+      request('pipelined-stream', body({ stream: true }), 'x-mock-chunk-delay-ms: 200\r\n') +
+        request('pipelined-answered', body()) +
+        request('pipelined-hang', body(), 'x-mock-hang: 1\r\n'),
+    );
+    // The second answer is complete upstream (and waits in Keyward for its turn); the third hangs.
+    const answered = await eventually(() => mock.requests.find((r) => r.headers['x-mock-test'] === 'pipelined-answered'));
+    const hanging = await eventually(() => mock.requests.find((r) => r.headers['x-mock-test'] === 'pipelined-hang'));
+    await eventually(() => mock.requests.find((r) => r.headers['x-mock-test'] === 'pipelined-stream'));
+    await new Promise((r) => setTimeout(r, 100)); // the JSON answer reaches Keyward
+    socket.destroy();
+
+    const rows = await eventually(() => {
+      const r = kw.rows().slice(before);
+      return r.length === 3 && r;
+    });
+    expect(rows.map((r) => r.outcome)).toEqual(['client_aborted', 'client_aborted', 'client_aborted']);
+    // The answered one keeps its usage and cost: OpenAI bills it though the client never got it.
+    const billed = rows.find((r) => r.stream === 0 && r.status === 200);
+    expect(billed).toMatchObject({ input_tokens: expect.any(Number), output_tokens: expect.any(Number) });
+    expect(billed!.input_tokens).toBeGreaterThan(0);
+    expect(billed!.cost_nano_usd).toBeGreaterThan(0);
+    // The hanging one is cut upstream at once rather than left to run for nobody.
+    await eventually(() => hanging.aborted, 2000);
+    expect(answered.aborted).toBe(false);
+    expect(kw.output()).not.toContain('shutdown timeout');
+  });
+
+  it('answers that got their turn before the connection closed: one row each, ok', async () => {
+    const request = (tag: string) =>
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\napi-key: ${ALICE_KEY}\r\ncontent-type: application/json\r\n` +
+      `x-mock-test: ${tag}\r\ncontent-length: ${Buffer.byteLength(body())}\r\n\r\n${body()}`;
+    const before = kw.rows().length;
+    const socket = net.connect(Number(new URL(kw.url).port), '127.0.0.1');
+    let received = '';
+    socket.on('data', (d) => (received += d));
+    await new Promise((ok) => socket.once('connect', ok));
+    socket.write(request('in-turn-1') + request('in-turn-2') + request('in-turn-3'));
+    await eventually(() => received.split('HTTP/1.1 200').length - 1 === 3 && received.trimEnd().endsWith('}'));
+    socket.destroy();
+    const rows = await eventually(() => kw.rows().length - before >= 3 && kw.rows().slice(before));
+    await new Promise((r) => setTimeout(r, 200)); // a second row for any of them would come now
+    expect(kw.rows().length - before).toBe(3);
+    expect(rows.map((r) => r.outcome)).toEqual(['ok', 'ok', 'ok']);
+  });
+});
+
 describe('upstream unreachable', () => {
   it('→ 502 in OpenAI shape without the upstream key, row upstream_error', async () => {
     const port = await new Promise<number>((ok) => {

@@ -90,6 +90,13 @@ function upstreamServer(): http.Server {
       res.end(JSON.stringify({ error: { message: 'Invalid model.', type: 'invalid_request_error', param: 'model', code: 'model_not_found' } }));
       return;
     }
+    if (testCase === 'early-200-cut' || testCase === 'early-200-hold') {
+      // Starts a 200 at once, before the body has arrived; then breaks its connection, or holds it.
+      res.writeHead(200, { 'content-type': 'application/json', 'x-request-id': `req_${id}` });
+      res.write('{"text":"partial');
+      if (testCase === 'early-200-cut') setTimeout(() => res.destroy(), 200);
+      return;
+    }
     res.on('close', () => {
       if (!res.writableFinished) s.aborted = true;
     });
@@ -524,6 +531,47 @@ describe('streamed request bodies', () => {
     expect(await Promise.race([upload, new Promise<string>((ok) => setTimeout(ok, 10_000, 'stalled'))])).not.toBe('stalled');
     const row = await rowOf(kw, got.headers['x-keyward-request-id'] as string);
     expect(row).toMatchObject({ status: 400, outcome: 'upstream_error' });
+  });
+
+  it('an early 200 that breaks off while the client still uploads: the client sees it cut, row stream_broken (not ok)', async () => {
+    const { req, answer } = startUpload(kw, 'early-200-cut', 'early-200-cut');
+    req.on('error', () => {});
+    await write(req, MULTIPART_HEAD);
+    const uploading = setInterval(() => void write(req, randomBytes(16 * 1024)), 50);
+    try {
+      const r = await answer;
+      expect(r.status).toBe(200);
+      expect(r.finish).toBe('cut');
+      const row = await rowOf(kw, r.headers['x-keyward-request-id'] as string);
+      expect(row).toMatchObject({ status: 200, outcome: 'stream_broken', error: expect.stringContaining('upstream failed mid-response') });
+    } finally {
+      clearInterval(uploading);
+      req.destroy();
+    }
+  });
+
+  it('an upload that passes the limit after the upstream began its 200: the row keeps the 200 the client got, and says why it was cut', async () => {
+    const small = await startKeyward({ upstream: upstream.url, keys: KEYS, config: { maxBodyMb: 1 } });
+    try {
+      const { req, answer } = startUpload(small, 'early-200-hold', 'early-200-over');
+      req.on('error', () => {});
+      await write(req, MULTIPART_HEAD);
+      const r = await new Promise<RawAnswer>((ok) => {
+        void answer.then(ok);
+        void (async () => {
+          // Only once the 200 is under way: then past the 1 MB limit.
+          await eventually(() => seen.get('early-200-over'));
+          for (let i = 0; i < 48; i++) if (!(await write(req, randomBytes(64 * 1024)))) return;
+        })();
+      });
+      expect(r.status).toBe(200);
+      expect(r.finish).toBe('cut');
+      const row = await rowOf(small, r.headers['x-keyward-request-id'] as string);
+      expect(row).toMatchObject({ status: 200, outcome: 'stream_broken', error: 'request body over the limit' });
+      expect(row.bytes_in).toBeGreaterThan(1024 * 1024);
+    } finally {
+      await small.stop();
+    }
   });
 
   it('the client disconnects mid-upload: the upstream request is aborted, row client_aborted', async () => {
