@@ -148,9 +148,13 @@ class Relay implements AnswerSink {
     }
   }
 
-  /** Bytes the client's connection has accepted so far (written minus still queued in Node). */
+  /**
+   * Bytes the client's connection has accepted so far (written minus still queued in Node). An
+   * answer queued behind a pipelined one has no socket yet: the connection taking the answers
+   * before it is its sign of life.
+   */
   private taken(): number {
-    const socket = this.res.socket;
+    const socket = this.res.socket ?? this.res.req?.socket;
     return socket ? socket.bytesWritten - socket.writableLength : 0;
   }
 

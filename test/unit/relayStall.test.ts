@@ -35,9 +35,25 @@ function fullResponse() {
   return { res, take };
 }
 
-function start() {
+/**
+ * The same for an answer queued behind a pipelined one: no socket of its own yet; the connection
+ * (the request's socket) moves while it takes the answers before it.
+ */
+function queuedResponse() {
+  const { res } = fullResponse();
+  const connection = res.socket;
+  /** The connection sends and the client takes n bytes of the answers ahead of this one. */
+  const take = (n: number) => (connection.bytesWritten += n);
+  const queued = res as unknown as { socket: null; req: { socket: typeof connection } };
+  queued.socket = null;
+  queued.req = { socket: connection };
+  res.write = () => false; // Node holds a queued answer's bytes itself until its turn
+  return { res, take };
+}
+
+function start(make: typeof fullResponse = fullResponse) {
   const ctx = newContext({ url: '/v1/files/file-1/content', method: 'GET', headers: {} } as IncomingMessage);
-  const { res, take } = fullResponse();
+  const { res, take } = make();
   const valve = { paused: 0, resumed: 0, pause() { this.paused++; }, resume() { this.resumed++; } };
   const sink = relayResponse(ctx, { status: 200, headers: { 'content-type': 'application/octet-stream' } }, res as unknown as ServerResponse, valve, STALL_MS);
   sink.data(Buffer.alloc(64 * 1024));
@@ -67,6 +83,18 @@ describe('Relay: a client that takes nothing while the upstream is held back', (
       expect(res.destroyed).toBe(false);
     }
     vi.advanceTimersByTime(STALL_MS); // then it stops for good
+    expect(res.destroyed).toBe(true);
+  });
+
+  it('an answer waiting its turn behind a pipelined one: not cut while the connection takes the answers before it', () => {
+    const { res, take } = start(queuedResponse);
+    for (let i = 0; i < 3; i++) {
+      vi.advanceTimersByTime(STALL_MS - 100);
+      take(1000); // the connection moves: it is reading the answer ahead of this one
+      vi.advanceTimersByTime(100);
+      expect(res.destroyed).toBe(false);
+    }
+    vi.advanceTimersByTime(STALL_MS); // the connection stops taking anything
     expect(res.destroyed).toBe(true);
   });
 
