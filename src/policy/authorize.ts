@@ -6,6 +6,7 @@ import type { Pricing } from '../usage/pricing.js';
 import type { BudgetTracker } from './budget.js';
 import { estimateRequest } from './estimate.js';
 import { familyOf } from './families.js';
+import { pathProblem } from './plainPath.js';
 import { formatReset, type RateLimiter, type Refusal } from './rateLimiter.js';
 
 export interface PolicyEngine {
@@ -16,6 +17,11 @@ export interface PolicyEngine {
 
 /** Step 1, before any body is read: may this key call this endpoint family at all? */
 export function authorizeEndpoint(ctx: RequestContext, res: ServerResponse): boolean {
+  const problem = pathProblem(ctx.path);
+  if (problem !== undefined) {
+    sendError(res, 400, `Keyward does not forward paths with ${problem}.`, 'invalid_request_error', 'invalid_path');
+    return false;
+  }
   const family = familyOf(ctx.method, ctx.path);
   if (ctx.principal!.policy.families.has(family)) return true;
   sendError(

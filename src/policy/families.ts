@@ -9,6 +9,7 @@ export const INFERENCE_FAMILIES = ['chat', 'responses', 'completions', 'embeddin
 export const FAMILIES = [
   ...INFERENCE_FAMILIES,
   'realtime',
+  'realtime_direct',
   'stored_completions',
   'conversations',
   'files',
@@ -58,6 +59,7 @@ const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
  * `path` is the URL path (no query). Creating a chat completion is `chat`; listing, reading,
  * changing or deleting stored completions (everyone's, project-wide) is `stored_completions`.
  * Deleting a model deletes a fine-tuned model of the account: `fine_tuning`, not `models`.
+ * Call it with a plain path only (plainPath.ts): it does not resolve dot segments or escapes.
  */
 export function familyOf(method: string, path: string): Family {
   // Memoised: a gateway sees the same few method + path pairs over and over, and splitting and
@@ -92,5 +94,8 @@ function classify(method: string, path: string): Family {
     return create ? 'chat' : parts[2] === 'completions' ? 'stored_completions' : 'other';
   }
   if (family === 'models' && method === 'DELETE') return 'fine_tuning';
+  // Everything under /v1/realtime/ but the WebSocket itself lets the client talk to OpenAI directly
+  // (client secrets, WebRTC and SIP calls): outside Keyward's metering, models and budgets.
+  if (family === 'realtime' && parts.length > 2) return 'realtime_direct';
   return family;
 }

@@ -14,6 +14,11 @@ import { upstreamPath } from './upstreamPath.js';
 
 /** Browsers cannot set headers on a WebSocket: OpenAI's clients send the key as a subprotocol. */
 const KEY_PROTOCOL = 'openai-insecure-api-key.';
+/**
+ * Subprotocols that stand for headers a client may not send (credentials/credentials.ts): its key,
+ * and the organization and project OpenAI would bill (the pool key's own are sent instead).
+ */
+const WITHHELD_PROTOCOLS = [KEY_PROTOCOL, 'openai-organization.', 'openai-project.'];
 
 function keyFromProtocols(header: string | undefined): string | undefined {
   const entry = header?.split(',').map((p) => p.trim()).find((p) => p.startsWith(KEY_PROTOCOL));
@@ -122,7 +127,7 @@ export function createRealtimeUpgrade(parts: {
     const protocols = req.headers['sec-websocket-protocol']
       ?.split(',')
       .map((p) => p.trim())
-      .filter((p) => !p.startsWith(KEY_PROTOCOL));
+      .filter((p) => !WITHHELD_PROTOCOLS.some((prefix) => p.toLowerCase().startsWith(prefix)));
     if (protocols?.length) req.headers['sec-websocket-protocol'] = protocols.join(', ');
     else delete req.headers['sec-websocket-protocol'];
     Object.assign(req.headers, upstreamKey.headers);

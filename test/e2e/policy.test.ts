@@ -170,7 +170,7 @@ describe('one process, a key per policy', () => {
         ['POST', '/v1/batches', { input_file_id: 'file-1' }, 'batches'],
         ['GET', '/v1/vector_stores', undefined, 'vector_stores'],
         ['GET', '/v1/organization/projects', undefined, 'organization'],
-        ['POST', '/v1/realtime/sessions', { model: 'gpt-4o-realtime-preview' }, 'realtime'],
+        ['POST', '/v1/realtime/sessions', { model: 'gpt-4o-realtime-preview' }, 'realtime_direct'],
         ['GET', '/v1/something-new', undefined, 'other'],
       ];
       for (const [method, path, body, family] of cases) {
@@ -186,13 +186,26 @@ describe('one process, a key per policy', () => {
       expect(forwardedWith(tag)).toBe(3);
     });
 
-    it('a path with dot segments is refused unless the key may use every family', async () => {
+    it('a path an upstream could read as another endpoint is refused for every key, "*" included: 400 invalid_path', async () => {
       const tag = newTag();
       const h = { 'x-test-tag': tag };
-      for (const path of ['/v1/embeddings/../files', '/v1/embeddings/%2e%2e/files', '/v1/models/gpt-4o-mini/../gpt-4.1']) {
-        const r = await rawRequest(kw, ALICE_KEY, 'GET', path, h);
-        expect(r.status, path).toBe(403);
-        expect(JSON.parse(r.body).error.code).toBe('endpoint_not_allowed');
+      const paths = [
+        '/v1/embeddings/../files',
+        '/v1/embeddings/%2e%2e/files',
+        '/v1/models/gpt-4o-mini/../gpt-4.1',
+        '/v1/./files',
+        '/v1/models/..%2Ffiles',
+        '/v1/embeddings/..;/files',
+        '/v1/%66iles',
+        '/v1/FILES',
+        '/v1/files.',
+      ];
+      for (const key of [ALICE_KEY, OPS_KEY]) {
+        for (const path of paths) {
+          const r = await rawRequest(kw, key, 'GET', path, h);
+          expect(r.status, path).toBe(400);
+          expect(JSON.parse(r.body).error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_path', param: null });
+        }
       }
       expect(forwardedWith(tag)).toBe(0);
     });

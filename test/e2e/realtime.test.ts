@@ -67,7 +67,8 @@ afterAll(async () => {
 describe('Realtime WebSocket', () => {
   it('a key with the realtime family is upgraded, its key swapped, bytes piped both ways, one row on close', async () => {
     const { status, socket } = await upgrade(kw.url, {
-      'sec-websocket-protocol': `realtime, openai-insecure-api-key.${RT_KEY}, openai-beta.realtime-v1`,
+      // The organization and project a browser client may name as subprotocols are withheld too.
+      'sec-websocket-protocol': `realtime, openai-insecure-api-key.${RT_KEY}, openai-organization.org-other, OpenAI-Project.proj_other, openai-beta.realtime-v1`,
     });
     expect(status).toBe('HTTP/1.1 101 Switching Protocols');
     const echoed = await new Promise<string>((ok) => {

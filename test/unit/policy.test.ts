@@ -6,6 +6,7 @@ import { BudgetTracker } from '../../src/policy/budget.js';
 import { DEFAULT_OUTPUT_RESERVE, FALLBACK_RESERVE_NANO, estimateRequest, textTokens } from '../../src/policy/estimate.js';
 import { FAMILIES, INFERENCE_FAMILIES, familyOf, type Family } from '../../src/policy/families.js';
 import { compileModelGlobs } from '../../src/policy/modelMatch.js';
+import { pathProblem } from '../../src/policy/plainPath.js';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/policy/policy.js';
 import { RateLimiter, formatReset } from '../../src/policy/rateLimiter.js';
 import { DefaultsSchema, PolicyFieldsSchema } from '../../src/policy/schema.js';
@@ -27,7 +28,9 @@ describe('familyOf', () => {
     ['POST', '/v1/moderations', 'moderations'],
     ['GET', '/v1/models', 'models'],
     ['GET', '/v1/models/gpt-4o-mini', 'models'],
-    ['POST', '/v1/realtime/sessions', 'realtime'],
+    ['POST', '/v1/realtime/sessions', 'realtime_direct'],
+    ['POST', '/v1/realtime/client_secrets', 'realtime_direct'],
+    ['POST', '/v1/realtime/calls', 'realtime_direct'],
     ['GET', '/v1/realtime', 'realtime'],
     ['POST', '/v1/conversations', 'conversations'],
     ['GET', '/v1/files', 'files'],
@@ -653,5 +656,37 @@ describe('estimateRequest', () => {
     // gpt-4.1: $2 / $8 per 1M.
     expect(mini.costNano).toBe(cost(1004, 100));
     expect(big.costNano).toBe(1004 * 2000 + 100 * 8000);
+  });
+});
+
+describe('pathProblem: paths forwarded at all', () => {
+  it.each([
+    '/v1/chat/completions',
+    '/v1/files/file-AbC123/content',
+    '/v1/models/ft%3Agpt-4o-mini%3Aacme%3Aabc',
+    '/v1/models/gpt-4.1',
+    '/v1//files',
+    '/v1/something-new2',
+    '/v1',
+  ])('%s is plain', (path) => {
+    expect(pathProblem(path)).toBeUndefined();
+  });
+
+  it.each([
+    ['/v1/./files', 'dot segments'],
+    ['/v1/embeddings/..', 'dot segments'],
+    ['/v1/embeddings/%2E%2e/files', 'dot segments'],
+    ['/v1/embeddings/.%2e/files', 'dot segments'],
+    ['/v1/models/..%2Ffiles', 'slash'],
+    ['/v1/embeddings/..\\files', 'backslash'],
+    ['/v1/embeddings/x%5cfiles', 'backslash'],
+    ['/v1/embeddings/..;/files', 'parameter'],
+    ['/v1/files%00', 'slash'],
+    ['/v1/%66iles', 'endpoint name'],
+    ['/v1/FILES', 'endpoint name'],
+    ['/v1/Files/file-1', 'endpoint name'],
+    ['/v1/files.', 'endpoint name'],
+  ])('%s is refused (%s)', (path, reason) => {
+    expect(pathProblem(path)).toContain(reason);
   });
 });
