@@ -87,7 +87,8 @@ export function createGateway(parts: {
   const afterBody = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => {
     if (!modelIsKnown(ctx, req, res)) return;
     if (!authorizeModel(ctx, res)) return;
-    if (!admit(engine, ctx, Number(req.headers['content-length'] ?? 0), res)) return;
+    // A body read whole counts its real size (a chunked one declares none).
+    if (!admit(engine, ctx, ctx.body?.length ?? Number(req.headers['content-length'] ?? 0), res)) return;
     const models = ctx.principal!.policy.models;
     if (models && ctx.method === 'GET' && isModelList(ctx.path)) ctx.modelFilter = models.allows;
     forward(ctx, req, res);
@@ -103,11 +104,17 @@ export function createGateway(parts: {
     if (!authenticate(keys, ctx, req, res)) return;
     if (!authorizeEndpoint(ctx, res)) return;
     if (!withinDeclaredLimit(req, res, max)) return;
-    const restricted = ctx.principal!.policy.models !== undefined;
-    if (mustReadJson(ctx, req, restricted)) {
-      return readAndShape(ctx, req, res, max, config.logBodies || hasLimits(ctx.principal!.policy), afterRead(ctx, req, res));
+    const policy = ctx.principal!.policy;
+    const restricted = policy.models !== undefined;
+    const limited = hasLimits(policy);
+    // A key with limits has its JSON bodies read whatever the endpoint: its estimate needs the model
+    // and the input (an embeddings batch unread was reserved $0.01, however large; a chunked body
+    // declares no length to estimate from).
+    if (mustReadJson(ctx, req, limited)) {
+      return readAndShape(ctx, req, res, max, config.logBodies || limited, afterRead(ctx, req, res));
     }
-    if (mustReadMultipart(req, restricted)) {
+    // An upload of unknown length is read whole too (bounded by maxBodyMb), to be estimated by its size.
+    if (mustReadMultipart(req, restricted || (limited && req.headers['content-length'] === undefined))) {
       const read = afterRead(ctx, req, res);
       return void readMultipartFields(ctx, req, res, max).then((ok) => read(undefined, ok), (err: unknown) => read(err, false));
     }

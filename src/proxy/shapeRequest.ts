@@ -47,10 +47,10 @@ export function shapeBody(ctx: RequestContext, body: Json): boolean {
 
 /**
  * Whether the JSON body must be read before forwarding: the endpoints in READ_JSON, and any JSON
- * body when the key's models are restricted (the model must be checked before a byte goes out).
+ * body of a key with limits (its model checked before a byte goes out, its size estimated).
  */
-export function mustReadJson(ctx: RequestContext, req: IncomingMessage, modelsRestricted: boolean): boolean {
-  return req.method === 'POST' && (READ_JSON.has(ctx.endpoint) || modelsRestricted) && isJson(req.headers['content-type']);
+export function mustReadJson(ctx: RequestContext, req: IncomingMessage, keyHasLimits: boolean): boolean {
+  return req.method === 'POST' && (READ_JSON.has(ctx.endpoint) || keyHasLimits) && isJson(req.headers['content-type']);
 }
 
 /** Reads the whole body into ctx.body and passes it on, or answers 413 and passes undefined. */
@@ -73,9 +73,9 @@ function readWhole(
   });
 }
 
-/** A multipart upload whose model must be known before forwarding (restricted models only). */
-export function mustReadMultipart(req: IncomingMessage, modelsRestricted: boolean): boolean {
-  return modelsRestricted && req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
+/** A multipart upload to read whole before forwarding: its model (a key's model list) or its size must be known. */
+export function mustReadMultipart(req: IncomingMessage, mustKnow: boolean): boolean {
+  return mustKnow && req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
 }
 
 /** Reads a whole multipart upload to learn its model field before it is forwarded. */

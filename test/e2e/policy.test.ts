@@ -30,6 +30,7 @@ const CAROL_KEY = 'sk-kw-carol-0123456789abcdefghijk';
 const DAVE_KEY = 'sk-kw-dave-0123456789abcdefghijkl';
 const ERIN_KEY = 'sk-kw-erin-0123456789abcdefghijkl';
 const SHARED_KEY = 'sk-kw-shared-0123456789abcdefghij';
+const EMBED_BUDGET_KEY = 'sk-kw-embed-budget-0123456789abcd';
 
 /** Cost of the mock's chat completion (1258 prompt of which 1024 cached, 94 completion, gpt-4o-mini). */
 const FIXTURE_COST_NANO = 168_300;
@@ -125,6 +126,7 @@ describe('one process, a key per policy', () => {
         { key: RPM_KEY, name: 'Rpm', email: 'rpm@example.com', rpm: 3 },
         { key: TPM_KEY, name: 'Tpm', email: 'tpm@example.com', tpm: 1000 },
         { key: BUDGET_KEY, name: 'Budget', email: 'budget@example.com', budget: { total_usd: BUDGET_LIMIT_NANO / 1e9 } },
+        { key: EMBED_BUDGET_KEY, name: 'EmbedBudget', email: 'embed-budget@example.com', budget: { daily_usd: 0.05 } },
       ],
     });
   });
@@ -376,6 +378,49 @@ describe('one process, a key per policy', () => {
       const retryAfter = Number(second.headers.get('retry-after'));
       expect(retryAfter).toBeGreaterThanOrEqual(20); // ≥ 352 + estimate tokens at 1000/min
       expect(retryAfter).toBeLessThanOrEqual(60);
+      expect(forwardedWith(tag)).toBe(1);
+    });
+  });
+
+  describe('bodies of keys with limits are read whatever the endpoint, so the estimate sees them', () => {
+    /** A JSON POST sent chunked (no Content-Length), as a streaming client sends it. */
+    const chunked = (key: string, path: string, body: unknown, headers: Record<string, string>) =>
+      new Promise<{ status: number; json: any }>((ok, fail) => {
+        const u = new URL(kw.url);
+        const req = http.request(
+          { host: u.hostname, port: u.port, path, method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked', ...headers } },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (text += d));
+            res.on('end', () => ok({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+          },
+        );
+        req.on('error', fail);
+        const json = JSON.stringify(body);
+        for (let i = 0; i < json.length; i += 8192) req.write(json.slice(i, i + 8192));
+        req.end();
+      });
+
+    it('tpm: an embeddings batch sent chunked (no length declared) is estimated from its text, and refused', async () => {
+      const tag = newTag();
+      // ~1,700 tokens by estimate.ts against 1,000 a minute.
+      const r = await chunked(TPM_KEY, '/v1/embeddings', { model: 'text-embedding-3-small', input: ['lorem ipsum '.repeat(420)] }, { 'x-test-tag': tag });
+      expect(r.status).toBe(429);
+      expect(r.json.error).toMatchObject({ code: 'rate_limit_exceeded', type: 'tokens' });
+      expect(forwardedWith(tag)).toBe(0);
+    });
+
+    it('budget: embeddings batches are priced by their model and text, not the flat $0.01, so a burst cannot pass the budget many times over', async () => {
+      const tag = newTag();
+      // Each: ~200,000 tokens of text-embedding-3-large at $0.13 / 1M ≈ $0.026, against $0.05 a day
+      // (room for five unread $0.01 reservations, for one of these).
+      const big = { model: 'text-embedding-3-large', input: ['lorem ipsum '.repeat(50_000)] };
+      const h = { 'x-test-tag': tag, 'x-mock-delay-ms': '1000' };
+      const results = await Promise.all(Array.from({ length: 6 }, () => call(kw, EMBED_BUDGET_KEY, 'POST', '/v1/embeddings', big, h)));
+      const admitted = results.filter((r) => r.status === 200).length;
+      expect(admitted).toBe(1);
+      for (const r of results.filter((x) => x.status !== 200)) expectRefusal(r, 429, 'insufficient_quota', 'insufficient_quota');
       expect(forwardedWith(tag)).toBe(1);
     });
   });
