@@ -8,6 +8,7 @@ import { openContext, type ContextHooks } from './http/requestContext.js';
 import type { KeyRing } from './keys/keyRing.js';
 import { admit, authorizeEndpoint, authorizeModel, type PolicyEngine } from './policy/authorize.js';
 import type { Policy } from './policy/policy.js';
+import { hasBody, isJson, isMultipart } from './proxy/bodyKind.js';
 import { withinDeclaredLimit } from './proxy/bodyLimit.js';
 import type { Forward } from './proxy/forward.js';
 import { topLevelKeyCount } from './usage/jsonFields.js';
@@ -29,6 +30,12 @@ const TAKES_MODEL = new Set([
  */
 function modelIsKnown(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): boolean {
   const policy = ctx.principal!.policy;
+  if (policy.models && ctx.method === 'POST' && hasUnreadableBody(req)) {
+    // Any endpoint: a newer one that takes a model (/v1/responses/compact) may read it from a body
+    // Keyward cannot. OpenAI's POST bodies are all JSON or multipart.
+    sendError(res, 400, 'This key has a model list: send the request body as JSON (or multipart for uploads).', 'invalid_request_error', 'model_required', 'model');
+    return false;
+  }
   if (!hasLimits(policy) || ctx.method !== 'POST' || !TAKES_MODEL.has(ctx.endpoint)) return true;
   // A compressed body cannot be read for the model or the estimate: refused for any key with limits.
   const encoded = req.headers['content-encoding'] !== undefined && req.headers['content-encoding'] !== 'identity';
@@ -49,6 +56,12 @@ function modelIsKnown(ctx: RequestContext, req: IncomingMessage, res: ServerResp
     'model',
   );
   return false;
+}
+
+/** A body that is there but neither JSON nor multipart. */
+function hasUnreadableBody(req: IncomingMessage): boolean {
+  const type = req.headers['content-type'];
+  return hasBody(req) && !isJson(type) && !isMultipart(type);
 }
 
 /** Whether admission needs the parsed body (model and size for estimates, model for the list). */

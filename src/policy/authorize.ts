@@ -50,18 +50,32 @@ export function authorizeModel(ctx: RequestContext, res: ServerResponse): boolea
   // than throwing); the model in a body is taken as it is.
   const fromPath = ctx.endpoint === 'models' && ctx.method === 'GET';
   const model = fromPath ? ctx.path.split('/')[3] : ctx.requestModel;
+  const tool = toolModels(ctx.bodyJson).find((m) => !models.allows(m));
+  if (tool !== undefined) return refuseModel(res, tool, models.patterns, 'tools');
   if (model === undefined || model === '') return true; // no model named: nothing to refuse (OpenAI will say what is missing)
   const id = fromPath ? decoded(model) : model;
   if (id !== undefined && models.allows(id)) return true;
-  sendError(
-    res,
-    403,
-    `This key may not use the model "${model}". Allowed: ${models.patterns.join(', ')}.`,
-    'invalid_request_error',
-    'model_not_allowed',
-    'model',
-  );
+  return refuseModel(res, model, models.patterns, 'model');
+}
+
+function refuseModel(res: ServerResponse, model: string, patterns: readonly string[], param: string): false {
+  sendError(res, 403, `This key may not use the model "${model}". Allowed: ${patterns.join(', ')}.`, 'invalid_request_error', 'model_not_allowed', param);
   return false;
+}
+
+/**
+ * Models named by the request's tools: a Responses request's image_generation tool runs a GPT
+ * Image model of its own choosing, billed to the account like any other.
+ */
+function toolModels(body: unknown): string[] {
+  const tools = body && typeof body === 'object' ? (body as { tools?: unknown }).tools : undefined;
+  if (!Array.isArray(tools)) return [];
+  const named: string[] = [];
+  for (const t of tools) {
+    const m = t && typeof t === 'object' ? (t as { model?: unknown }).model : undefined;
+    if (typeof m === 'string') named.push(m);
+  }
+  return named;
 }
 
 /** OpenAI's SDKs retry every 429 unless told not to; waiting will not help these. */

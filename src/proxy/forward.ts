@@ -5,6 +5,7 @@ import type { RequestContext } from '../http/context.js';
 import { sendError } from '../http/errors.js';
 import { UpstreamPool, type UpstreamKey } from '../upstream/pool.js';
 import { decoded } from '../usage/compressedTap.js';
+import { hasBody } from './bodyKind.js';
 import { tooLarge } from './bodyLimit.js';
 import { readableAcceptEncoding, upstreamRequestHeaders, type UpstreamHeaders } from './headers.js';
 import { sniffMultipart } from './multipartFields.js';
@@ -308,12 +309,6 @@ class Detachable implements Dispatcher.DispatchHandler {
     this.attempt = undefined;
     attempt?.onResponseError(controller, err);
   }
-}
-
-/** Whether the client sends a body (one not read yet cannot be sent twice). */
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** A network error's code (ECONNREFUSED …) or, failing that, its message. */

@@ -17,6 +17,9 @@ export function sniffMultipart(
   onField: (name: string, value: string) => void,
   onDone?: () => void,
 ): FieldSniffer | undefined {
+  // Two boundaries: busboy splits by the first, another parser might by the last and read other
+  // fields (another model). Such an upload is not read: its model stays unknown.
+  if ((String(headers['content-type']).match(/;\s*boundary\s*=/gi)?.length ?? 0) > 1) return undefined;
   let parser: busboy.Busboy;
   try {
     parser = busboy({ headers, limits: { fieldSize: 64 * 1024 } });

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from '../http/context.js';
 import type { Endpoint } from '../usage/endpoint.js';
+import { isJson, isMultipart } from './bodyKind.js';
 import { tooLarge } from './bodyLimit.js';
 import { sniffMultipart } from './multipartFields.js';
 import { BodyTooLarge, readBody } from './readBody.js';
@@ -20,10 +21,6 @@ const READ_JSON: ReadonlySet<Endpoint> = new Set<Endpoint>([
 
 /** Only these two accept stream_options; OpenAI answers 400 to it anywhere else. */
 const INJECT_USAGE: ReadonlySet<Endpoint> = new Set<Endpoint>(['chat.completions', 'completions']);
-
-function isJson(contentType: string | undefined): boolean {
-  return contentType !== undefined && /^application\/([\w.+-]*\+)?json/i.test(contentType);
-}
 
 type Json = Record<string, unknown>;
 
@@ -75,7 +72,7 @@ function readWhole(
 
 /** A multipart upload to read whole before forwarding: its model (a key's model list) or its size must be known. */
 export function mustReadMultipart(req: IncomingMessage, mustKnow: boolean): boolean {
-  return mustKnow && req.method === 'POST' && /^multipart\/form-data/i.test(req.headers['content-type'] ?? '');
+  return mustKnow && req.method === 'POST' && isMultipart(req.headers['content-type']);
 }
 
 /** Reads a whole multipart upload to learn its model field before it is forwarded. */

@@ -285,7 +285,33 @@ describe('one process, a key per policy', () => {
       });
       expect(twice.status).toBe(400);
       expect(((await twice.json()) as any).error.code).toBe('model_required');
+      // Any endpoint, known or not, that gets a body Keyward cannot read for its model.
+      expectRefusal(await call(kw, MODELS_KEY, 'POST', '/v1/responses/compact', { model: 'o1-pro', input: 'x' }, { ...h, 'content-type': 'text/plain' }), 400, 'model_required');
+      // Two boundaries: busboy would read the parts by the first, another parser by the second.
+      const form = (boundary: string, model: string) =>
+        `--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n${model}\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\nContent-Type: audio/mpeg\r\n\r\nxx\r\n--${boundary}--\r\n`;
+      const twoBoundaries = await fetch(kw.url + '/v1/audio/transcriptions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${MODELS_KEY}`, 'content-type': 'multipart/form-data; boundary=AAA; boundary=BBB', ...h },
+        body: form('AAA', 'gpt-4o-transcribe') + form('BBB', 'whisper-1'),
+      });
+      expect(twoBoundaries.status).toBe(400);
+      expect(((await twoBoundaries.json()) as any).error.code).toBe('model_required');
       expect(forwardedWith(tag)).toBe(0);
+    });
+
+    it("a model named by a tool (Responses' image_generation) is checked against the list too", async () => {
+      const tag = newTag();
+      const h = { 'x-test-tag': tag };
+      const body = (toolModel: string) => ({ model: 'gpt-4o-mini', input: 'draw a cat', tools: [{ type: 'image_generation', model: toolModel }] });
+      const refused = await call(kw, MODELS_KEY, 'POST', '/v1/responses', body('gpt-image-1'), h);
+      expectRefusal(refused, 403, 'model_not_allowed');
+      expect(refused.json.error.param).toBe('tools');
+      expect(refused.json.error.message).toContain('gpt-image-1');
+      expect(forwardedWith(tag)).toBe(0);
+      expect((await call(kw, MODELS_KEY, 'POST', '/v1/responses', body('gpt-4o-image'), h)).status).toBe(200);
+      expect(forwardedWith(tag)).toBe(1);
     });
 
     it('GET /v1/models/{id} for a model not on the list: 403, not forwarded; an allowed one: 200', async () => {
