@@ -10,6 +10,7 @@ import { pathOf } from '../http/requestContext.js';
 import type { KeyRing } from '../keys/keyRing.js';
 import { checkAdmission, type PolicyEngine } from '../policy/authorize.js';
 import { UpstreamPool } from '../upstream/pool.js';
+import { SessionKeyWatch } from './sessionKeyWatch.js';
 import { upstreamPath } from './upstreamPath.js';
 
 /** Browsers cannot set headers on a WebSocket: OpenAI's clients send the key as a subprotocol. */
@@ -51,6 +52,7 @@ export function createRealtimeUpgrade(parts: {
   finish: (ctx: RequestContext, clean: boolean) => void;
 }): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   const sessions = new WeakMap<IncomingMessage, RequestContext>();
+  const watch = new SessionKeyWatch(parts.keys);
   const proxy = createProxyMiddleware({
     target: parts.baseUrl.origin,
     changeOrigin: true,
@@ -137,8 +139,10 @@ export function createRealtimeUpgrade(parts: {
     ctx.upstreamKey = upstreamKey;
     sessions.set(req, ctx);
     ctx.cut = () => socket.destroy();
+    watch.add(ctx);
     socket.on('data', (chunk: Buffer) => (ctx.bytesIn += chunk.length));
     socket.once('close', (hadError: boolean) => {
+      watch.delete(ctx);
       ctx.proxyReq?.destroy(); // a client gone during the handshake takes the upstream attempt along
       ctx.status ??= 502;
       if (ctx.status !== 101) ctx.outcome ??= 'upstream_error';

@@ -1,4 +1,5 @@
 // WebSocket upgrades (the Realtime API) through Keyward: authenticated, key swapped, piped both ways.
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,6 +129,26 @@ describe('Realtime WebSocket', () => {
       expect(r.text()).not.toContain('1234');
       const row = await eventually(() => local.rows()[0]);
       expect(row).toMatchObject({ outcome: 'upstream_error', status: 401 });
+    } finally {
+      await local.stop();
+    }
+  });
+
+  it('a session whose key is removed from keys.json while it is open is cut (within seconds), its row saying why', async () => {
+    const keys = [{ key: RT_KEY, name: 'Rita', email: 'rita@example.com', endpoints: ['realtime'] }];
+    const local = await startKeyward({ upstream: up.url, keys });
+    try {
+      const { status, socket } = await upgrade(local.url, { authorization: `Bearer ${RT_KEY}` });
+      expect(status).toBe('HTTP/1.1 101 Switching Protocols');
+      const closed = new Promise<void>((ok) => socket.once('close', () => ok()));
+      let open = true;
+      void closed.then(() => (open = false));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(open).toBe(true);
+      writeFileSync(local.keysFile, JSON.stringify([{ key: ALICE_KEY, name: 'Alice', email: 'alice@example.com' }]));
+      await eventually(() => !open, 10_000);
+      const row = await eventually(() => local.rows().find((r) => r.key_email === 'rita@example.com'));
+      expect(row).toMatchObject({ status: 101, outcome: 'stream_broken', error: 'the key was removed' });
     } finally {
       await local.stop();
     }
