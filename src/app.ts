@@ -64,9 +64,15 @@ export function createApp(parts: AppParts): App {
   /** Every request and session ends here: one usage row (if forwarded), one access-log line. */
   const finish = (ctx: RequestContext, complete: boolean, statusSent: number) => {
     inFlight.delete(ctx);
-    const row = meter.record(ctx, complete);
-    settle(engine, ctx, row);
-    if (ctx.path !== '/health' && ctx.path !== '/') accessLog.write(ctx, row?.status ?? statusSent, elapsedMs(ctx), row);
+    // Runs in a 'close' event: anything thrown here would end the process, and every other
+    // request and queued row with it.
+    try {
+      const row = meter.record(ctx, complete);
+      settle(engine, ctx, row);
+      if (ctx.path !== '/health') accessLog.write(ctx, row?.status ?? statusSent, elapsedMs(ctx), row);
+    } catch (err) {
+      parts.log.error({ err, request_id: ctx.id }, 'could not record a finished request');
+    }
   };
   const hooks: ContextHooks = {
     onStart: (ctx) => inFlight.add(ctx),

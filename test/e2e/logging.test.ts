@@ -66,6 +66,33 @@ describe('access log', () => {
   });
 });
 
+describe('logBodies and a body nested thousands of levels deep; the status page', () => {
+  it('is answered and logged (cut at 64 levels); the process stays up; status page requests are logged too, /health not', async () => {
+    const local = await startKeyward({ upstream: mock.url, keys: KEYS, config: { logBodies: true } });
+    try {
+      const deep = `${'['.repeat(10_000)}"x"${']'.repeat(10_000)}`;
+      const send = () =>
+        fetch(local.baseURL + '/chat/completions', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ALICE_KEY}`, 'content-type': 'application/json' },
+          body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"metadata":{"deep":${deep}}}`,
+        });
+      expect((await send()).status).toBe(200);
+      expect((await send()).status).toBe(200); // the first one's log line did not take the process down
+      await eventually(() => local.rows().length === 2);
+      // The status page is keyed by default: a request without a key is refused, and logged.
+      expect((await fetch(local.url + '/', { headers: { accept: 'application/json' } })).status).toBe(401);
+      expect((await fetch(local.url + '/health')).status).toBe(200);
+      expect(await local.stop()).toBe(0);
+      const lines = local.accessLog();
+      expect(lines.map((l) => `${l.path} ${l.status}`)).toEqual(['/v1/chat/completions 200', '/v1/chat/completions 200', '/ 401']);
+      expect(JSON.stringify(lines[0]!.request_body)).toContain('nested too deeply to log');
+    } finally {
+      await local.stop();
+    }
+  });
+});
+
 describe('CORS with a configured list', () => {
   it('allows a listed origin and not another', async () => {
     const local = await startKeyward({ upstream: mock.url, keys: KEYS, config: { corsOrigins: ['https://app.example.com'] } });

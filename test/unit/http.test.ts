@@ -86,4 +86,33 @@ describe('redactBase64', () => {
     expect(out.text).toBe(body.text);
     expect(JSON.stringify(out)).not.toContain(png.slice(0, 40));
   });
+
+  it('cuts payloads inside longer texts: data URLs with parameters or in HTML, wrapped base64, base64 in a JSON string', () => {
+    const blob = Buffer.from(Array.from({ length: 600 }, (_, i) => (i * 7919) % 256)).toString('base64'); // 800 chars
+    const wrapped = blob.match(/.{1,76}/g)!.join('\n');
+    const body = {
+      withParams: `data:image/png;name=cat.png;base64,${blob}`,
+      inHtml: `<p>look</p><img src="data:image/png;base64,${blob}"> and more text`,
+      wrapped,
+      toolArguments: JSON.stringify({ image: blob, caption: 'a cat' }),
+      toolArgumentsWrapped: JSON.stringify({ image: wrapped }),
+      leadingSpace: ` data:image/png;base64,${blob}`,
+      prose: 'An ordinary paragraph, with spaces and punctuation, stays whole. '.repeat(40),
+    };
+    const out = redactBase64(body) as Record<string, string>;
+    const logged = JSON.stringify(out);
+    for (const line of blob.match(/.{1,40}/g)!.slice(1)) expect(logged).not.toContain(line);
+    expect(out.inHtml).toMatch(/^<p>look<\/p><img src="data:image\/png;b…\[base64, \d+ chars\]"> and more text$/);
+    expect(JSON.parse(out.toolArguments!)).toMatchObject({ caption: 'a cat' });
+    expect(out.prose).toBe(body.prose);
+  });
+
+  it('a body nested thousands of levels deep is logged up to 64 levels, without overflowing the stack', () => {
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < 20_000; i++) deep = [deep];
+    const out = redactBase64({ input: deep });
+    const text = JSON.stringify(out);
+    expect(text).toContain('nested too deeply to log');
+    expect(text.length).toBeLessThan(1000);
+  });
 });
