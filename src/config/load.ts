@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { parseUpstreamKeysEnv, UpstreamKeysError, type UpstreamKeyConfig } from '../upstream/poolConfig.js';
+import { parseUpstreamKeysEnv, UpstreamKeySchema, UpstreamKeysError, type UpstreamKeyConfig } from '../upstream/poolConfig.js';
 import { jsonErrorLine } from '../util/jsonErrors.js';
 import { ConfigFileSchema, DEFAULTS, type Config, type ConfigFile } from './schema.js';
 
@@ -53,8 +53,18 @@ export function describeIssues(error: z.ZodError): string {
     .join('; ');
 }
 
+/** OPENAI_API_KEY checked as a pool entry is (a stray CR from a Windows file, a space …). */
+function singleKey(key: string): UpstreamKeyConfig {
+  const parsed = UpstreamKeySchema.safeParse({ key });
+  // The message names the rule only: a key, or a piece of it, is never printed.
+  if (!parsed.success) throw new ConfigError(`OPENAI_API_KEY: ${parsed.error.issues[0]?.message ?? 'not a valid key'}`);
+  return parsed.data;
+}
+
 function intFromEnv(name: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined || value === '') return undefined;
+  // Decimal digits only: Number() would also take "0x50", "1e3" or " 80 ".
+  if (!/^-?\d+$/.test(value)) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) {
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
@@ -131,7 +141,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     const single = pick('OPENAI_API_KEY');
     upstreamKeys = env.OPENAI_API_KEYS
       ? parseUpstreamKeysEnv(env.OPENAI_API_KEYS)
-      : (file.upstreamKeys ?? (single ? [{ key: single }] : []));
+      : (file.upstreamKeys ?? (single ? [singleKey(single)] : []));
   } catch (err) {
     if (err instanceof UpstreamKeysError) throw new ConfigError(err.message);
     throw err;
@@ -147,7 +157,8 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
   try {
     upstreamBaseUrl = new URL(baseText);
   } catch {
-    throw new ConfigError(`OPENAI_BASE_URL is not a URL: "${baseText}"`);
+    // Not echoed: a mistyped URL may still hold credentials (https://user:secret@…).
+    throw new ConfigError('OPENAI_BASE_URL is not a URL (e.g. https://api.openai.com/v1)');
   }
   if (!/^https?:$/.test(upstreamBaseUrl.protocol)) {
     throw new ConfigError(`OPENAI_BASE_URL must be http or https, got "${upstreamBaseUrl.protocol}"`);

@@ -18,9 +18,11 @@ export const ConfigFileSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
     logBodies: z.boolean().optional(),
     corsOrigins: z.union([z.literal('*'), z.array(z.string().min(1))]).optional(),
-    upstreamTimeoutMs: z.number().int().positive().optional(),
-    clientStallTimeoutMs: z.number().int().positive().optional(),
-    shutdownTimeoutMs: z.number().int().nonnegative().optional(),
+    // The same bounds as their environment variables (and under setTimeout's 2^31 - 1 ms, past
+    // which Node fires a timer at once).
+    upstreamTimeoutMs: z.number().int().positive().max(86_400_000).optional(),
+    clientStallTimeoutMs: z.number().int().positive().max(86_400_000).optional(),
+    shutdownTimeoutMs: z.number().int().nonnegative().max(3_600_000).optional(),
     maxBodyMb: z.number().positive().max(1024).optional(),
     prices: z.record(z.string().min(1), ModelPriceSchema).optional(),
     /** Policy for every key; keys.json entries override it field by field. */

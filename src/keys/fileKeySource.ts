@@ -30,7 +30,7 @@ export class FileKeySource implements KeySource {
 
   /**
    * Loads once; a missing file is an empty set (create the first key with `npm run create`). A file
-   * that is there but invalid throws KeyFileError: at start-up there is no last good set to keep,
+   * that is there but unreadable or invalid throws KeyFileError: at start-up there is no last good set to keep,
    * and refusing to start names the problem more plainly than answering 401 to everyone.
    */
   load(): void {
@@ -79,6 +79,9 @@ export class FileKeySource implements KeySource {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         if (initial) this.log.warn({ file: this.path }, 'no keys file yet: create a key with `npm run create -- <name> <email>`');
         else this.log.error({ file: this.path }, 'keys file was removed; keeping the last good keys');
+      } else if (initial) {
+        // Unreadable (permissions, a folder …): no key would work, so do not start answering 401s.
+        throw new KeyFileError(`cannot read ${this.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       } else {
         this.log.error({ file: this.path, err: (err as Error).message }, 'cannot read keys file; keeping the last good keys');
       }

@@ -1,10 +1,10 @@
 // keys.json as the running server sees it: hot reload, bad files, disabled and expired keys.
-import { renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/keys/hash.js';
 import { startMockOpenAI, type MockOpenAI } from '../mock-openai/server.js';
-import { ALICE_KEY, BOB_KEY, KEYS, eventually, startKeyward, type KeywardProcess } from './harness.js';
+import { ALICE_KEY, BOB_KEY, KEYS, eventually, startKeyward, tempDir, type KeywardProcess } from './harness.js';
 
 let mock: MockOpenAI;
 let kw: KeywardProcess;
@@ -99,5 +99,16 @@ describe('keys.json hot reload', () => {
     expect(err?.message).toContain('exited with 1');
     expect(err?.message).toMatch(/keyward: cannot start: keys\.json: line 2, entry 1 \("Carol"\), field "email"/);
     expect(err?.message).not.toContain(CAROL);
+  });
+
+  it('a keys file that cannot be read at start-up (a folder here) stops the server, naming it', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'keys.json'));
+    const err = await startKeyward({ upstream: mock.url, dir }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toContain('exited with 1');
+    expect(err?.message).toMatch(/keyward: cannot start: cannot read .*keys\.json: EISDIR/);
   });
 });

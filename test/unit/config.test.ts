@@ -97,7 +97,7 @@ describe('loadConfig precedence: flag > environment > config.json > default', ()
     expect(loadConfig({ CONFIG_FILE: file }, []).clientStallTimeoutMs).toBe(120_000);
     expect(loadConfig({ CONFIG_FILE: file, CLIENT_STALL_TIMEOUT_MS: '5000' }, []).clientStallTimeoutMs).toBe(5000);
     expect(() => loadConfig({ CONFIG_FILE: file, CLIENT_STALL_TIMEOUT_MS: 'soon' }, [])).toThrow(/CLIENT_STALL_TIMEOUT_MS/);
-    expect(() => loadConfig({ CONFIG_FILE: configFile({ OPENAI_API_KEY: 'k', clientStallTimeoutMs: 0 }) }, [])).toThrow(/clientStallTimeoutMs/);
+    expect(() => loadConfig({ CONFIG_FILE: configFile({ OPENAI_API_KEY: 'k-test-key', clientStallTimeoutMs: 0 }) }, [])).toThrow(/clientStallTimeoutMs/);
   });
 
   it('an empty environment variable counts as unset', () => {
@@ -112,17 +112,17 @@ describe('loadConfig precedence: flag > environment > config.json > default', ()
   });
 
   it('--config over CONFIG_FILE', () => {
-    const fromEnv = configFile({ OPENAI_API_KEY: 'sk-a', PORT: 5001 });
-    const fromFlag = configFile({ OPENAI_API_KEY: 'sk-b', PORT: 5002 });
+    const fromEnv = configFile({ OPENAI_API_KEY: 'sk-a-test-key', PORT: 5001 });
+    const fromFlag = configFile({ OPENAI_API_KEY: 'sk-b-test-key', PORT: 5002 });
     expect(loadConfig({ CONFIG_FILE: fromEnv }, []).port).toBe(5001);
-    expect(loadConfig({ CONFIG_FILE: fromEnv }, ['--config', fromFlag])).toMatchObject({ port: 5002, upstreamKeys: [{ key: 'sk-b' }] });
+    expect(loadConfig({ CONFIG_FILE: fromEnv }, ['--config', fromFlag])).toMatchObject({ port: 5002, upstreamKeys: [{ key: 'sk-b-test-key' }] });
     expect(loadConfig({}, [`--config=${fromFlag}`]).port).toBe(5002);
   });
 
   it('a config file named explicitly must exist', () => {
     const missing = join(dir, 'nope.json');
-    expect(configProblem({ OPENAI_API_KEY: 'sk-x', CONFIG_FILE: missing })).toMatch(/^cannot read .*nope\.json: ENOENT/);
-    expect(configProblem({ OPENAI_API_KEY: 'sk-x' }, ['--config', missing])).toMatch(/^cannot read .*nope\.json/);
+    expect(configProblem({ OPENAI_API_KEY: 'sk-x-test-key', CONFIG_FILE: missing })).toMatch(/^cannot read .*nope\.json: ENOENT/);
+    expect(configProblem({ OPENAI_API_KEY: 'sk-x-test-key' }, ['--config', missing])).toMatch(/^cannot read .*nope\.json/);
   });
 
   it('parseFlags: a flag without its value is an error; other arguments are ignored', () => {
@@ -134,25 +134,43 @@ describe('loadConfig precedence: flag > environment > config.json > default', ()
 describe('loadConfig: the upstream', () => {
   it('keeps a path prefix of OPENAI_BASE_URL (from the environment or the file)', () => {
     const fromEnv = loadConfig(
-      { OPENAI_API_KEY: 'sk-x', OPENAI_BASE_URL: 'https://gw.example.com/openai/v1', CONFIG_FILE: configFile({}) },
+      { OPENAI_API_KEY: 'sk-x-test-key', OPENAI_BASE_URL: 'https://gw.example.com/openai/v1', CONFIG_FILE: configFile({}) },
       [],
     );
     expect(fromEnv.upstreamBaseUrl.origin).toBe('https://gw.example.com');
     expect(fromEnv.upstreamBaseUrl.pathname).toBe('/openai/v1');
-    const fromFile = loadConfig({ CONFIG_FILE: configFile({ OPENAI_API_KEY: 'sk-x', OPENAI_BASE_URL: 'http://127.0.0.1:4000/proxy/' }) }, []);
+    const fromFile = loadConfig({ CONFIG_FILE: configFile({ OPENAI_API_KEY: 'sk-x-test-key', OPENAI_BASE_URL: 'http://127.0.0.1:4000/proxy/' }) }, []);
     expect(fromFile.upstreamBaseUrl.href).toBe('http://127.0.0.1:4000/proxy/');
   });
 
   it('a base URL that is not an http(s) URL is refused, naming the variable', () => {
-    const file = configFile({ OPENAI_API_KEY: 'sk-x' });
+    const file = configFile({ OPENAI_API_KEY: 'sk-x-test-key' });
     expect(configProblem({ CONFIG_FILE: file, OPENAI_BASE_URL: 'api.openai.com' })).toBe(
-      'OPENAI_BASE_URL is not a URL: "api.openai.com"',
+      'OPENAI_BASE_URL is not a URL (e.g. https://api.openai.com/v1)',
     );
+    // A URL that does not parse is not echoed: it may hold credentials.
+    expect(configProblem({ CONFIG_FILE: file, OPENAI_BASE_URL: 'https://user:s3cret@ gw.example.com' })).not.toContain('s3cret');
     expect(configProblem({ CONFIG_FILE: file, OPENAI_BASE_URL: 'ftp://files.example.com' })).toBe(
       'OPENAI_BASE_URL must be http or https, got "ftp:"',
     );
-    const bad = configFile({ OPENAI_API_KEY: 'sk-x', OPENAI_BASE_URL: 'ftp://files.example.com' });
+    const bad = configFile({ OPENAI_API_KEY: 'sk-x-test-key', OPENAI_BASE_URL: 'ftp://files.example.com' });
     expect(configProblem({ CONFIG_FILE: bad })).toBe(`${bad}: OPENAI_BASE_URL: Invalid URL`);
+  });
+
+  it('OPENAI_API_KEY is checked as pool keys are (a stray CR from a Windows file), without printing it', () => {
+    const message = configProblem({ CONFIG_FILE: configFile({}), OPENAI_API_KEY: 'sk-proj-secretpart123\r' });
+    expect(message).toBe('OPENAI_API_KEY: a key must be printable ASCII without spaces');
+    expect(loadConfig({ CONFIG_FILE: configFile({}), OPENAI_API_KEY: 'sk-short' }, []).upstreamKeys).toEqual([{ key: 'sk-short' }]);
+  });
+
+  it('numbers from the environment are decimal digits; timeouts in the file are bounded as in the environment', () => {
+    const file = configFile({ OPENAI_API_KEY: 'sk-x-test-key' });
+    expect(configProblem({ CONFIG_FILE: file, PORT: '0x50' })).toBe('PORT must be a whole number from 0 to 65535, got "0x50"');
+    expect(configProblem({ CONFIG_FILE: file, UPSTREAM_TIMEOUT_MS: '1e4' })).toMatch(/^UPSTREAM_TIMEOUT_MS must be a whole number/);
+    const huge = configFile({ OPENAI_API_KEY: 'sk-x-test-key', clientStallTimeoutMs: 3_000_000_000 });
+    expect(configProblem({ CONFIG_FILE: huge })).toMatch(/clientStallTimeoutMs/);
+    const longStop = configFile({ OPENAI_API_KEY: 'sk-x-test-key', shutdownTimeoutMs: 3_600_001 });
+    expect(configProblem({ CONFIG_FILE: longStop })).toMatch(/shutdownTimeoutMs/);
   });
 
   it('no upstream key anywhere: one line saying what to set', () => {
@@ -188,23 +206,23 @@ describe('loadConfig: a bad config.json or value stops start-up with one line', 
 
   it('not an object', () => {
     const path = configFile('["OPENAI_API_KEY"]');
-    expect(configProblem({ OPENAI_API_KEY: 'sk-x', CONFIG_FILE: path })).toBe(
+    expect(configProblem({ OPENAI_API_KEY: 'sk-x-test-key', CONFIG_FILE: path })).toBe(
       `${path}: Invalid input: expected object, received array`,
     );
   });
 
   it('an unknown field (a typo) is named', () => {
-    const path = configFile({ OPENAI_API_KEY: 'sk-x', PROT: 8080 });
+    const path = configFile({ OPENAI_API_KEY: 'sk-x-test-key', PROT: 8080 });
     expect(configProblem({ CONFIG_FILE: path })).toBe(`${path}: Unrecognized key: "PROT"`);
   });
 
   it('fields starting with _ are comments and ignored', () => {
-    const path = configFile({ _comment: 'copy me', _port_note: 42, _: null, OPENAI_API_KEY: 'sk-x', PORT: 8181 });
-    expect(loadConfig({ CONFIG_FILE: path }, [])).toMatchObject({ upstreamKeys: [{ key: 'sk-x' }], port: 8181 });
+    const path = configFile({ _comment: 'copy me', _port_note: 42, _: null, OPENAI_API_KEY: 'sk-x-test-key', PORT: 8181 });
+    expect(loadConfig({ CONFIG_FILE: path }, [])).toMatchObject({ upstreamKeys: [{ key: 'sk-x-test-key' }], port: 8181 });
   });
 
   it('a bad PORT: in the file, the environment or a flag', () => {
-    const key = { OPENAI_API_KEY: 'sk-x' };
+    const key = { OPENAI_API_KEY: 'sk-x-test-key' };
     const big = configFile({ ...key, PORT: 70000 });
     expect(configProblem({ CONFIG_FILE: big })).toBe(`${big}: PORT: Too big: expected number to be <=65535`);
     const text = configFile({ ...key, PORT: '8080' });
@@ -221,7 +239,7 @@ describe('loadConfig: a bad config.json or value stops start-up with one line', 
   });
 
   it('a bad LOG_LEVEL is named', () => {
-    expect(configProblem({ CONFIG_FILE: configFile({ OPENAI_API_KEY: 'sk-x' }), LOG_LEVEL: 'loud' })).toMatch(
+    expect(configProblem({ CONFIG_FILE: configFile({ OPENAI_API_KEY: 'sk-x-test-key' }), LOG_LEVEL: 'loud' })).toMatch(
       /^LOG_LEVEL must be one of fatal, error, .* got "loud"$/,
     );
   });
