@@ -10,6 +10,7 @@ import { keyIdOf, sha256Hex } from '../src/keys/hash.js';
 import { KeyFileError } from '../src/keys/keyFile.js';
 import { withKeyFileLock } from '../src/keys/keyFileLock.js';
 import { appendKeyEntry, readKeyRecords, type NewKeyEntry } from '../src/keys/keysFileWriter.js';
+import { parseIsoDate } from '../src/util/isoDate.js';
 
 const USAGE = 'usage: npm run create -- <name> <email> [--force] [--expires 2026-12-31]';
 
@@ -39,8 +40,8 @@ function main(): void {
   if (!z.email().safeParse(email).success) fail(`"${email}" is not a valid email address`);
   let expiresAt: string | undefined;
   if (values.expires !== undefined) {
-    const t = Date.parse(values.expires);
-    if (!/^\d{4}-\d{2}-\d{2}/.test(values.expires) || Number.isNaN(t)) fail(`--expires must be an ISO date or time, got "${values.expires}"`);
+    const t = parseIsoDate(values.expires);
+    if (Number.isNaN(t)) fail(`--expires must be an ISO date or time that exists, got "${values.expires}"`);
     if (t <= Date.now()) fail(`--expires ${values.expires} is already past`);
     expiresAt = new Date(t).toISOString();
   }

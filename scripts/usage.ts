@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadPaths } from '../src/config/load.js';
 import { SqliteUsageStore } from '../src/storage/sqlite/sqliteUsageStore.js';
 import type { GroupTotals, UsageFilter, UserTotals } from '../src/storage/usageStore.js';
+import { parseIsoDate } from '../src/util/isoDate.js';
 
 const USAGE = 'usage: npm run usage [-- <email>] [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--json | --csv]';
 const DAY = 86_400_000;
@@ -19,18 +20,22 @@ function fail(message: string): never {
 
 /** A date (whole UTC day) or an ISO time; `end` moves a bare date to the start of the next day. */
 export function parseWhen(flag: string, value: string, end: boolean): number {
-  const t = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
-  // Date.parse rolls 2026-02-30 over to 2 March; a date that does not exist is refused instead.
-  const day = Date.parse(`${value.slice(0, 10)}T00:00:00Z`);
-  const real = !Number.isNaN(t) && !Number.isNaN(day) && new Date(day).toISOString().slice(0, 10) === value.slice(0, 10);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || !real) fail(`${flag} must be a date like 2026-11-01, got "${value}"`);
+  const t = parseIsoDate(value);
+  if (Number.isNaN(t)) fail(`${flag} must be a date like 2026-11-01, got "${value}"`);
   return end && /^\d{4}-\d{2}-\d{2}$/.test(value) ? t + DAY : t;
 }
 
 const usd = (n: number) => `$${n.toFixed(6)}`;
 const int = (n: number) => n.toLocaleString('en-US');
 
-function table(head: string[], rows: string[][], right: Set<number>): string {
+/**
+ * Names, emails and models come from key holders (a model is recorded as requested): control
+ * characters are shown escaped, so none can move the cursor or clear the operator's terminal.
+ */
+const printable = (s: string) => s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
+function table(head: string[], raw: string[][], right: Set<number>): string {
+  const rows = raw.map((r) => r.map(printable));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
@@ -38,7 +43,10 @@ function table(head: string[], rows: string[][], right: Set<number>): string {
 }
 
 function csvCell(v: unknown): string {
-  const s = String(v ?? '');
+  let s = String(v ?? '');
+  // A text a spreadsheet would run as a formula (=, +, -, @, or a tab or CR first) is quoted with
+  // a leading apostrophe (OWASP's advice for CSV injection). Numbers are written as they are.
+  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
@@ -142,12 +150,16 @@ function main(): void {
     else printGroups(email, [], [], format);
     return;
   }
-  const store = new SqliteUsageStore(usageDb);
+  let store: SqliteUsageStore | undefined;
   try {
+    store = new SqliteUsageStore(usageDb);
     if (email === undefined) printUsers(store.totalsByUser(filter), format);
     else printGroups(email, store.totalsBy('model', filter), store.totalsBy('day', filter), format);
+  } catch (err) {
+    // Not a database, a folder, no permission …: one line, not a stack trace.
+    fail(`cannot read ${usageDb}: ${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.replace(/ {2,}/g, ' '));
   } finally {
-    store.close();
+    store?.close();
   }
 }
 

@@ -3,12 +3,13 @@ import { keyIdOf, sha256Hex } from './hash.js';
 import { resolvePolicy } from '../policy/policy.js';
 import { PolicyFieldsSchema, type PolicyFields } from '../policy/schema.js';
 import type { KeyRecord } from './types.js';
+import { parseIsoDate } from '../util/isoDate.js';
 import { jsonErrorLine, lineAt } from '../util/jsonErrors.js';
 
 const isoTime = z
   .string()
-  .refine((s) => /^\d{4}-\d{2}-\d{2}/.test(s) && !Number.isNaN(Date.parse(s)), {
-    message: 'must be an ISO date or time, e.g. 2026-12-31 or 2026-12-31T18:00:00Z',
+  .refine((s) => !Number.isNaN(parseIsoDate(s)), {
+    message: 'must be an ISO date or time that exists, e.g. 2026-12-31 or 2026-12-31T18:00:00Z',
   });
 
 /** One entry of keys.json: the seed's `{ key, name, email }`, or `key_sha256` instead of `key`. */
@@ -79,7 +80,7 @@ export function recordOf(entry: KeyEntry, source: string, defaults?: PolicyField
     name: entry.name,
     email: entry.email.toLowerCase(),
     disabled: entry.disabled === true,
-    expiresAt: entry.expires_at === undefined ? undefined : Date.parse(entry.expires_at),
+    expiresAt: entry.expires_at === undefined ? undefined : parseIsoDate(entry.expires_at),
     source,
     policy: resolvePolicy(defaults, entry),
   };

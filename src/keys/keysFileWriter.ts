@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseKeyFile } from './keyFile.js';
 import type { KeyRecord } from './types.js';
@@ -48,8 +48,13 @@ export function readKeyRecords(path: string): KeyRecord[] {
   return text === undefined ? [] : parseKeyFile(text, basename(path));
 }
 
-/** Writes the new file next to the old one, flushes it, then renames it over: readers never see half. */
-export function appendKeyEntry(path: string, entry: NewKeyEntry): void {
+/**
+ * Writes the new file next to the old one, flushes it, then renames it over: readers never see
+ * half. A keys.json that is a symbolic link is followed: its target is the file replaced, and the
+ * link stays (renaming onto the link would have replaced the link with a file).
+ */
+export function appendKeyEntry(linkOrPath: string, entry: NewKeyEntry): void {
+  const path = realTarget(linkOrPath);
   const before = readExisting(path);
   if (before !== undefined) parseKeyFile(before, basename(path)); // never build on a broken file
   const after = withEntryAppended(before, entry);
@@ -73,5 +78,14 @@ export function appendKeyEntry(path: string, entry: NewKeyEntry): void {
   } catch (err) {
     unlinkSync(tmp); // never leave a half-written temp file beside keys.json
     throw err;
+  }
+}
+
+/** The file a path names, links followed; the path itself while it does not exist yet. */
+function realTarget(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
   }
 }

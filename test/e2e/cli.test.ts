@@ -225,6 +225,9 @@ describe('npm run create', () => {
       const again = create(['Di', 'di@example.com'], cwd);
       expect(again.status).toBe(1);
       expect(again.stderr).toContain('di@example.com already has an active key');
+      const impossible = create(['Di', 'di@example.com', '--force', '--expires', '2099-02-30'], cwd);
+      expect(impossible.status).toBe(1);
+      expect(impossible.stderr).toBe('create: --expires must be an ISO date or time that exists, got "2099-02-30"\n');
       const past = create(['Di', 'di@example.com', '--force', '--expires', '2020-01-01'], cwd);
       expect(past.status).toBe(1);
       expect(past.stderr).toBe('create: --expires 2020-01-01 is already past\n');
@@ -614,5 +617,32 @@ describe('npm run usage', () => {
         expect(r.stdout).toBe('');
       }
     });
+  });
+});
+
+describe('npm run usage: text written by key holders, and files that are not databases', () => {
+  it('control characters are shown escaped in the table; a formula-like CSV cell gets a leading apostrophe', () => {
+    const dir = tempDir();
+    const store = new SqliteUsageStore(join(dir, 'usage.sqlite'));
+    store.insert(usageRow({ ts: '2026-03-01T10:00:00.000Z', email: 'eve@example.com', name: '=HYPERLINK("http://x.example")', model: '\x1b[2J\x1b[Hfake', input: 1, output: 1, nano: 1 }));
+    store.close();
+    const env = { USAGE_DB: 'usage.sqlite' };
+    const everyone = usage([], dir, env);
+    expect(everyone.status).toBe(0);
+    const byModel = usage(['eve@example.com'], dir, env);
+    expect(byModel.status).toBe(0);
+    for (const out of [everyone.stdout, byModel.stdout]) expect(out).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
+    expect(byModel.stdout).toContain('\\x1b[2J\\x1b[Hfake');
+    const csvOut = usage(['--csv'], dir, env).stdout;
+    expect(csvOut).toContain(`"'=HYPERLINK(""http://x.example"")"`);
+    expect(csvOut).not.toMatch(/(^|,)=HYPERLINK/m);
+  });
+
+  it('a file that is not a database: one line on stderr, exit 1, no stack trace', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'usage.sqlite'), 'not a database, just text that is long enough to have a header');
+    const r = usage([], dir, { USAGE_DB: 'usage.sqlite' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^usage: cannot read .*usage\.sqlite: SQLITE_NOTADB file is not a database\n$/);
   });
 });

@@ -120,6 +120,11 @@ describe('parseKeyFile: problems name the file, line, entry and field', () => {
     expect(message).toMatch(/^keys\.json: line 8, entry 2 \("Bob"\), field "expires_at": must be an ISO date/);
   });
 
+  it('an expiry on a day that does not exist is refused, not rolled over (2027-02-30 is not 2 March)', () => {
+    const text = JSON.stringify([{ key: ALICE_KEY, name: 'A', email: 'a@example.com', expires_at: '2027-02-30' }]);
+    expect(problem(text)).toMatch(/field "expires_at": must be an ISO date or time that exists/);
+  });
+
   it('entries sharing a line get that line', () => {
     const text = `[{"key":"${ALICE_KEY}","name":"A","email":"a@example.com"},{"key":"${BOB_KEY}","name":"B","email":"b@example.com","disabled":"yes"}]`;
     expect(problem(text)).toBe(

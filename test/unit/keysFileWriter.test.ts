@@ -1,6 +1,6 @@
 import { afterEach, describe, it, expect } from 'vitest';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyFileError, parseKeyFile } from '../../src/keys/keyFile.js';
@@ -114,6 +114,18 @@ describe('appendKeyEntry', () => {
     expectAppended(text, readFileSync(path, 'utf8'), '\t');
     expect(statSync(path).mode & 0o777).toBe(0o640);
     expect(readdirSync(dir)).toEqual(['keys.json']);
+  });
+
+  it('a keys.json that is a symbolic link: its target gets the entry, the link stays a link', () => {
+    const dir = tempDir();
+    const target = join(dir, 'real-keys.json');
+    writeFileSync(target, TWO_SPACES);
+    const link = join(dir, 'keys.json');
+    symlinkSync('real-keys.json', link);
+    appendKeyEntry(link, NEW);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expectAppended(TWO_SPACES, readFileSync(target, 'utf8'), '  ');
+    expect(readdirSync(dir).sort()).toEqual(['keys.json', 'real-keys.json']);
   });
 
   it('two appends in a row keep both', () => {
