@@ -18,7 +18,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** Endpoints whose POST names a model (in the JSON body, or a multipart field). */
 const TAKES_MODEL = new Set([
-  'chat.completions', 'completions', 'responses', 'embeddings', 'moderations', 'images.generations',
+  'chat.completions', 'completions', 'responses', 'responses.compact', 'embeddings', 'moderations', 'images.generations',
   'images.edits', 'images.variations', 'audio.transcriptions', 'audio.translations', 'audio.speech',
 ]);
 

@@ -15,6 +15,7 @@ const READ_JSON: ReadonlySet<Endpoint> = new Set<Endpoint>([
   'chat.completions',
   'completions',
   'responses',
+  'responses.compact',
   'audio.speech',
   'images.generations',
 ]);

@@ -2,6 +2,7 @@
 export type Endpoint =
   | 'chat.completions'
   | 'responses'
+  | 'responses.compact'
   | 'completions'
   | 'embeddings'
   | 'moderations'
@@ -17,6 +18,7 @@ export type Endpoint =
 const EXACT: Record<string, Endpoint> = {
   '/v1/chat/completions': 'chat.completions',
   '/v1/responses': 'responses',
+  '/v1/responses/compact': 'responses.compact',
   '/v1/completions': 'completions',
   '/v1/embeddings': 'embeddings',
   '/v1/moderations': 'moderations',

@@ -113,6 +113,8 @@ const JSON_USAGE: Partial<Record<Endpoint, UsageReader>> = {
   completions: chatUsage,
   embeddings: chatUsage,
   responses: responsesUsage,
+  // The compacted conversation, a Response with its usage.
+  'responses.compact': responsesUsage,
   'images.generations': imagesUsage,
   'images.edits': imagesUsage,
   'images.variations': imagesUsage,

@@ -290,3 +290,24 @@ describe('malformed input', () => {
     expect(usageFromSseEvent('chat.completions', 'response.created', created)).toBeUndefined();
   });
 });
+
+describe('POST /v1/responses/compact', () => {
+  it('is its own metered endpoint, read like a Response: model and usage from the answer', async () => {
+    const { endpointOf } = await import('../../src/usage/endpoint.js');
+    const { JsonTap } = await import('../../src/usage/taps.js');
+    expect(endpointOf('/v1/responses/compact')).toBe('responses.compact');
+    const answer = {
+      id: 'resp_compact_1',
+      object: 'response.compaction',
+      model: 'gpt-5.4-2026-03-05',
+      output: [{ type: 'compaction', encrypted_content: 'gAAAA' }],
+      usage: { input_tokens: 120_000, input_tokens_details: { cached_tokens: 100_000 }, output_tokens: 3_000, output_tokens_details: { reasoning_tokens: 1_000 }, total_tokens: 123_000 },
+    };
+    const tap = new JsonTap('responses.compact', 1 << 20);
+    tap.push(Buffer.from(JSON.stringify(answer)));
+    expect(tap.end()).toMatchObject({
+      model: 'gpt-5.4-2026-03-05',
+      usage: { input_tokens: 120_000, cached_input_tokens: 100_000, output_tokens: 3_000, reasoning_tokens: 1_000, total_tokens: 123_000 },
+    });
+  });
+});
