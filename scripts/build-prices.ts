@@ -39,11 +39,31 @@ const clean = (x: number): number => Number(x.toPrecision(12));
 
 const isPrice = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
-function convert(entry: Record<string, unknown>): Record<string, number | string> | undefined {
-  const out: Record<string, number | string> = {};
+/** The token prices of `entry` whose litellm field ends in `suffix` (a tier's, a long context's). */
+function tokenPrices(entry: Record<string, unknown>, suffix: string): Record<string, number> {
+  const out: Record<string, number> = {};
   for (const [ours, theirs] of PER_TOKEN) {
-    const v = entry[theirs];
+    const v = entry[theirs + suffix];
     if (isPrice(v)) out[ours] = clean(v * 1e6);
+  }
+  return out;
+}
+
+/** `_above_272k_tokens` → 272000: the input size past which litellm's long-context prices apply. */
+const LONG_CONTEXT = /_above_(\d+)k_tokens$/;
+
+function convert(entry: Record<string, unknown>): Record<string, number | string | Record<string, number>> | undefined {
+  const out: Record<string, number | string | Record<string, number>> = {};
+  Object.assign(out, tokenPrices(entry, ''));
+  // Prices of OpenAI's service tiers (the answer's service_tier says which one served it).
+  for (const tier of ['priority', 'flex'] as const) {
+    const prices = tokenPrices(entry, `_${tier}`);
+    if (Object.keys(prices).length) out[tier] = prices;
+  }
+  const above = Object.keys(entry).map((k) => LONG_CONTEXT.exec(k)?.[1]).find((k) => k !== undefined);
+  if (above !== undefined) {
+    const prices = tokenPrices(entry, `_above_${above}k_tokens`);
+    if (Object.keys(prices).length) out.long_context = { above_input_tokens: Number(above) * 1000, ...prices };
   }
   for (const [ours, theirs] of PER_UNIT) {
     const v = entry[theirs];
@@ -69,7 +89,7 @@ function main(): void {
   const raw = readFileSync(source);
   const table = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
 
-  const models: Record<string, Record<string, number | string>> = {};
+  const models: Record<string, NonNullable<ReturnType<typeof convert>>> = {};
   let openai = 0;
   const skipped: string[] = [];
   for (const name of Object.keys(table).sort()) {

@@ -43,6 +43,8 @@ export interface RequestContext {
   ttfbMs?: number;
   upstreamRequestId?: string;
   responseModel?: string;
+  /** The service tier the answer says served it (priority and flex are priced apart). */
+  serviceTier?: string;
   /** Parse and keep the whole JSON answer (logBodies); otherwise only model and usage are read. */
   keepResponseJson?: boolean;
   /** Parsed JSON response body, kept only for logBodies. */

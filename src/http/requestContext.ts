@@ -46,6 +46,7 @@ export function newContext(req: IncomingMessage): RequestContext {
     ttfbMs: undefined,
     upstreamRequestId: undefined,
     responseModel: undefined,
+    serviceTier: undefined,
     keepResponseJson: undefined,
     responseJson: undefined,
     usage: {},

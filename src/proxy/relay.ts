@@ -127,6 +127,7 @@ class Relay implements AnswerSink {
       tapDone = true;
       const found = tap.end();
       if (found.model) ctx.responseModel = found.model;
+      if (found.serviceTier) ctx.serviceTier = found.serviceTier;
       if (found.usage) ctx.usage = { ...ctx.usage, ...found.usage };
       if (found.json !== undefined) ctx.responseJson = found.json;
     };

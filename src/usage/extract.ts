@@ -124,10 +124,11 @@ const JSON_USAGE: Partial<Record<Endpoint, UsageReader>> = {
   'audio.speech': speechUsage,
 };
 
-function result(model: string | undefined, usage: Usage | undefined): Extracted {
+function result(model: string | undefined, usage: Usage | undefined, serviceTier?: string): Extracted {
   const out: Extracted = {};
   if (model !== undefined) out.model = model;
   if (usage !== undefined) out.usage = usage;
+  if (serviceTier !== undefined) out.serviceTier = serviceTier;
   return out;
 }
 
@@ -136,11 +137,11 @@ export function usageFromJson(endpoint: Endpoint, body: unknown): Extracted {
   if (endpoint === 'models' || endpoint === 'other') return {};
   const b = obj(body);
   if (!b) return {};
-  return result(str(b.model), JSON_USAGE[endpoint]?.(b.usage));
+  return result(str(b.model), JSON_USAGE[endpoint]?.(b.usage), str(b.service_tier));
 }
 
 /** Chat and legacy completion chunks: the model on every chunk, usage on the last (if asked for). */
-const chunkEvent: EventReader = (data) => result(str(data.model), chatUsage(data.usage));
+const chunkEvent: EventReader = (data) => result(str(data.model), chatUsage(data.usage), str(data.service_tier));
 
 /** Events that close a Responses API stream; only these carry the final `response.usage`. */
 const RESPONSE_FINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
@@ -148,7 +149,7 @@ const RESPONSE_FINAL = new Set(['response.completed', 'response.incomplete', 're
 const responseEvent: EventReader = (data, type) => {
   const r = obj(data.response);
   if (!r) return undefined;
-  return result(str(r.model), type !== undefined && RESPONSE_FINAL.has(type) ? responsesUsage(r.usage) : undefined);
+  return result(str(r.model), type !== undefined && RESPONSE_FINAL.has(type) ? responsesUsage(r.usage) : undefined, str(r.service_tier));
 };
 
 /** Streams without a model in their events: usage on a single final event type. */

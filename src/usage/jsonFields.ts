@@ -2,17 +2,18 @@
 /** The raw key `"usage"` (the SSE tap searches for it too). */
 export const USAGE_KEY = Buffer.from('"usage"');
 const MODEL_KEY = Buffer.from('"model"');
+const TIER_KEY = Buffer.from('"service_tier"');
 
 /**
- * The `model` and `usage` of an OpenAI JSON answer, read from its bytes without parsing the whole
+ * The `model`, `usage` and `service_tier` of an OpenAI JSON answer, read from its bytes without parsing the whole
  * body: a chat answer is small, but an embeddings list or a base64 image can be megabytes, and only
  * two fields are needed. Inside JSON strings a quote is always escaped, so the raw bytes `"usage"`
  * and `"model"` can only be keys. `usage` is the last such key (OpenAI puts the top-level one after
  * the content); `model` the first. Returns undefined when the shape is not as expected (the caller
  * then parses the whole body).
  */
-export function modelAndUsage(bytes: Buffer): { model?: string; usage?: unknown } | undefined {
-  const out: { model?: string; usage?: unknown } = {};
+export function modelAndUsage(bytes: Buffer): { model?: string; usage?: unknown; service_tier?: string } | undefined {
+  const out: { model?: string; usage?: unknown; service_tier?: string } = {};
   const u = bytes.lastIndexOf(USAGE_KEY);
   if (u !== -1) {
     const start = valueStart(bytes, u + 7);
@@ -26,6 +27,18 @@ export function modelAndUsage(bytes: Buffer): { model?: string; usage?: unknown 
         return undefined;
       }
     } else if (bytes[start] !== 0x6e /* null */) return undefined;
+  }
+  // The tier that served the request (its prices differ): after the content, like usage; a plain
+  // word ("default", "priority", "flex"), or null.
+  const t = bytes.lastIndexOf(TIER_KEY);
+  if (t !== -1) {
+    const start = valueStart(bytes, t + TIER_KEY.length);
+    if (start === -1) return undefined;
+    if (bytes[start] === 0x22) {
+      const end = stringEnd(bytes, start);
+      if (end === -1) return undefined;
+      out.service_tier = bytes.toString('latin1', start + 1, end - 1);
+    }
   }
   const m = bytes.indexOf(MODEL_KEY);
   if (m !== -1) {

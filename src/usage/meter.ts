@@ -67,7 +67,7 @@ export class Meter {
       reserved_nano_usd: ctx.reservation?.costNano || null,
     };
     if (model !== null) {
-      row.cost_nano_usd = this.pricing.costNanoUsd(model, row);
+      row.cost_nano_usd = this.pricing.costNanoUsd(model, row, ctx.serviceTier);
       if (row.cost_nano_usd === null && hasCounts(row) && !this.pricing.resolve(model)) this.warnUnknown(model);
     }
     this.store.insert(row);

@@ -2,11 +2,8 @@ import { z } from 'zod';
 import prices from './prices.json' with { type: 'json' };
 import type { UsageCounts } from './types.js';
 
-/**
- * List prices of one model. Token prices are USD per 1M tokens; per_second, per_character and
- * per_image are USD per unit. The same shape and units are used by config overrides.
- */
-export interface ModelPrice {
+/** Token prices, USD per 1M tokens. */
+export interface TokenPrices {
   input?: number;
   cached_input?: number;
   output?: number;
@@ -16,6 +13,21 @@ export interface ModelPrice {
   input_image?: number;
   cached_input_image?: number;
   output_image?: number;
+}
+
+/** OpenAI's service tiers with prices of their own; any other tier ("default", "scale", none) is standard. */
+export type PricedTier = 'priority' | 'flex';
+
+/**
+ * List prices of one model. Token prices are USD per 1M tokens; per_second, per_character and
+ * per_image are USD per unit. The same shape and units are used by config overrides. `priority`
+ * and `flex` replace the token prices they name for a request that tier served; `long_context`
+ * does for a request whose input is over `above_input_tokens`.
+ */
+export interface ModelPrice extends TokenPrices {
+  priority?: TokenPrices;
+  flex?: TokenPrices;
+  long_context?: TokenPrices & { above_input_tokens: number };
   per_second?: number;
   per_character?: number;
   /** Per generated image (dall-e-*); informational, no usage count carries an image count. */
@@ -26,8 +38,7 @@ export interface ModelPrice {
 // zod 4 numbers already reject NaN and ±Infinity.
 const usd = z.number().nonnegative();
 
-/** Strict so that a typo in config ("cache_input") fails loudly instead of silently pricing at 0. */
-export const ModelPriceSchema = z.strictObject({
+const TOKEN_PRICE_FIELDS = {
   input: usd.optional(),
   cached_input: usd.optional(),
   output: usd.optional(),
@@ -37,6 +48,14 @@ export const ModelPriceSchema = z.strictObject({
   input_image: usd.optional(),
   cached_input_image: usd.optional(),
   output_image: usd.optional(),
+};
+
+/** Strict so that a typo in config ("cache_input") fails loudly instead of silently pricing at 0. */
+export const ModelPriceSchema = z.strictObject({
+  ...TOKEN_PRICE_FIELDS,
+  priority: z.strictObject(TOKEN_PRICE_FIELDS).optional(),
+  flex: z.strictObject(TOKEN_PRICE_FIELDS).optional(),
+  long_context: z.strictObject({ ...TOKEN_PRICE_FIELDS, above_input_tokens: z.number().int().positive() }).optional(),
   per_second: usd.optional(),
   per_character: usd.optional(),
   per_image: usd.optional(),
@@ -61,6 +80,17 @@ const n = (v: number | null | undefined): number => (typeof v === 'number' && Nu
 const present = (v: number | null | undefined): boolean => typeof v === 'number' && Number.isFinite(v);
 /** count × price; 0 for a zero count whatever the price; NaN for a count with no price. */
 const part = (count: number, price: number | undefined): number => (count === 0 ? 0 : price === undefined ? NaN : count * price);
+
+/**
+ * The prices that apply to one request: the tier's that served it (litellm has none for a model
+ * without that tier: its standard prices stand), else the long-context ones past their threshold.
+ */
+function pricesFor(p: ModelPrice, u: Partial<UsageCounts>, tier: string | null | undefined): ModelPrice {
+  const tiered = tier === 'priority' ? p.priority : tier === 'flex' ? p.flex : undefined;
+  if (tiered) return { ...p, ...tiered };
+  if (p.long_context && n(u.input_tokens) > p.long_context.above_input_tokens) return { ...p, ...p.long_context };
+  return p;
+}
 
 /** Looks up list prices and turns usage counts into integer nano-dollars (USD × 1e9). */
 export class Pricing {
@@ -99,11 +129,11 @@ export class Pricing {
    * Cost in integer nano-dollars, or null when the model is unknown, no count is present, or a
    * non-zero count has no price (not even its fallback): an unknown cost is better than a wrong 0.
    */
-  costNanoUsd(model: string | null | undefined, u: Partial<UsageCounts>): number | null {
+  costNanoUsd(model: string | null | undefined, u: Partial<UsageCounts>, tier?: string | null): number | null {
     if (typeof model !== 'string' || model === '') return null;
     const resolved = this.resolve(model);
     if (!resolved) return null;
-    const p = resolved.price;
+    const p = pricesFor(this.withVariants(model, resolved.price), u, tier);
 
     if (
       !present(u.input_tokens) &&
@@ -141,6 +171,19 @@ export class Pricing {
     if (Number.isNaN(perMillion) || Number.isNaN(perUnit)) return null;
     // USD per 1M tokens × 1e3 = nano-USD per token; round once so parts do not accumulate error.
     return Math.round(perMillion * 1e3 + perUnit * 1e9);
+  }
+
+  /**
+   * litellm gives tier and long-context prices on the alias (gpt-4o-mini) but often not on its
+   * snapshots (gpt-4o-mini-2024-07-18): a snapshot without them borrows the alias's.
+   */
+  private withVariants(model: string, price: ModelPrice): ModelPrice {
+    if (price.priority && price.flex && price.long_context) return price;
+    const base = model.replace(DATE_SUFFIX, '').replace(MMDD_SUFFIX, '');
+    if (base === model) return price;
+    const alias = this.resolve(base)?.price;
+    if (!alias || (!alias.priority && !alias.flex && !alias.long_context)) return price;
+    return { ...price, priority: price.priority ?? alias.priority, flex: price.flex ?? alias.flex, long_context: price.long_context ?? alias.long_context };
   }
 
   private lookup(model: string): ResolvedPrice | undefined {

@@ -17,6 +17,7 @@ const USAGE_OBJECT = /"usage"\s*:\s*\{/;
 function merge(into: Extracted, found: Extracted | undefined): void {
   if (!found) return;
   if (found.model) into.model = found.model;
+  if (found.serviceTier) into.serviceTier = found.serviceTier;
   if (found.usage) into.usage = { ...into.usage, ...found.usage };
 }
 

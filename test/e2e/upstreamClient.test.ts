@@ -122,6 +122,12 @@ function upstreamServer(): http.Server {
           return cutJson(res, reqId);
         case 'informational':
           return informational(res, reqId);
+        case 'priority': {
+          // Served by the priority tier: priced at its own rates (gpt-4o-mini: $0.25 / $1 per 1M).
+          res.writeHead(200, { 'content-type': 'application/json', 'x-request-id': reqId });
+          const usage = { prompt_tokens: 2000, completion_tokens: 500, total_tokens: 2500, prompt_tokens_details: { cached_tokens: 1024 } };
+          return res.end(JSON.stringify({ ...JSON.parse(COMPLETION), usage, service_tier: 'priority', system_fingerprint: 'fp_x' }));
+        }
         case 'transcription':
           res.writeHead(200, { 'content-type': 'application/json', 'x-request-id': reqId });
           return res.end(JSON.stringify({ text: 'hello', received: s.received }));
@@ -702,6 +708,16 @@ describe('upstream errors and broken answers', () => {
     const row = await rowOf(kw, r.headers['x-keyward-request-id'] as string);
     expect(row).toMatchObject({ outcome: 'stream_broken', status: 200, endpoint: 'embeddings' });
     expect(row.bytes_out).toBe(1000);
+  });
+});
+
+describe('service tiers', () => {
+  it('an answer served by the priority tier is charged at priority prices', async () => {
+    const r = await postJson('/chat/completions', { 'x-test-case': 'priority' }, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
+    expect(r.status).toBe(200);
+    const row = await rowOf(kw, r.headers['x-keyward-request-id'] as string);
+    // 976 × $0.25 + 1024 × $0.125 + 500 × $1 per 1M (standard prices would give 523,200).
+    expect(row).toMatchObject({ input_tokens: 2000, cached_input_tokens: 1024, output_tokens: 500, cost_nano_usd: 872_000 });
   });
 });
 

@@ -11,6 +11,7 @@ describe('usageFromJson on the fixtures', () => {
       'chat.completions',
       {
         model: 'gpt-4o-mini-2024-07-18',
+        serviceTier: 'default',
         usage: {
           input_tokens: 1258,
           output_tokens: 94,
@@ -32,6 +33,7 @@ describe('usageFromJson on the fixtures', () => {
       'responses',
       {
         model: 'o4-mini-2025-04-16',
+        serviceTier: 'default',
         usage: {
           input_tokens: 1536,
           output_tokens: 412,
@@ -156,6 +158,7 @@ describe('usageFromSseEvent on the fixture streams', () => {
     expect(first.event).toBe('response.created');
     expect(usageFromSseEvent('responses', first.event, JSON.parse(first.data))).toEqual({
       model: 'gpt-4.1-mini-2025-04-14',
+      serviceTier: 'auto', // as asked; the final event says which tier served it
     });
     const delta = events.find((e) => e.event === 'response.output_text.delta')!;
     expect(usageFromSseEvent('responses', delta.event, JSON.parse(delta.data))).toBeUndefined();
@@ -309,5 +312,25 @@ describe('POST /v1/responses/compact', () => {
       model: 'gpt-5.4-2026-03-05',
       usage: { input_tokens: 120_000, cached_input_tokens: 100_000, output_tokens: 3_000, reasoning_tokens: 1_000, total_tokens: 123_000 },
     });
+  });
+});
+
+describe('service_tier: read where OpenAI puts the tier that served the request', () => {
+  it('chat JSON (fast scan and full parse), chat chunks, and the final Responses event', async () => {
+    const { JsonTap, SseTap } = await import('../../src/usage/taps.js');
+    const json = new JsonTap('chat.completions', 1 << 20);
+    json.push(Buffer.from('{"id":"c","object":"chat.completion","model":"gpt-4o-mini-2024-07-18","choices":[],"usage":{"prompt_tokens":2000,"completion_tokens":500,"total_tokens":2500,"prompt_tokens_details":{"cached_tokens":1024}},"service_tier":"priority","system_fingerprint":"fp"}'));
+    expect(json.end()).toMatchObject({ model: 'gpt-4o-mini-2024-07-18', serviceTier: 'priority' });
+    expect(usageFromJson('chat.completions', { model: 'm', service_tier: 'flex', usage: null })).toMatchObject({ serviceTier: 'flex' });
+
+    const chunks = new SseTap('chat.completions');
+    chunks.push(Buffer.from('data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-mini","service_tier":"priority","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n'));
+    chunks.push(Buffer.from('data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-mini","service_tier":"priority","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}\n\ndata: [DONE]\n\n'));
+    expect(chunks.end()).toMatchObject({ serviceTier: 'priority', usage: { input_tokens: 3 } });
+
+    const events = new SseTap('responses');
+    events.push(Buffer.from('event: response.created\ndata: {"type":"response.created","response":{"model":"o4-mini","service_tier":"auto","usage":null}}\n\n'));
+    events.push(Buffer.from('event: response.completed\ndata: {"type":"response.completed","response":{"model":"o4-mini","service_tier":"flex","usage":{"input_tokens":3000,"input_tokens_details":{"cached_tokens":1000},"output_tokens":800,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":3800}}}\n\n'));
+    expect(events.end()).toMatchObject({ model: 'o4-mini', serviceTier: 'flex', usage: { input_tokens: 3000, cached_input_tokens: 1000 } });
   });
 });

@@ -283,9 +283,20 @@ describe('bundled prices.json', () => {
         expect(ours[field], `${name}.${field}`).toBeCloseTo(v * 1e6, 9);
         checked++;
       }
+      // Tier and long-context prices: litellm's fields with a suffix.
+      for (const [variant, suffix] of [['priority', '_priority'], ['flex', '_flex']] as const) {
+        for (const [field, src] of fields) {
+          const v = theirs?.[src + suffix];
+          if (typeof v === 'number') {
+            expect(ours[variant]?.[field as 'input'], `${name}.${variant}.${field}`).toBeCloseTo(v * 1e6, 9);
+            checked++;
+          } else expect(ours[variant]?.[field as 'input'], `${name}.${variant}.${field}`).toBeUndefined();
+        }
+      }
     }
     expect(checked).toBeGreaterThan(400);
-    expect(models['gpt-4o-mini']).toEqual({ input: 0.15, cached_input: 0.075, output: 0.6, mode: 'chat' });
+    expect(models['gpt-4o-mini']).toEqual({ input: 0.15, cached_input: 0.075, output: 0.6, priority: { input: 0.25, cached_input: 0.125, output: 1 }, mode: 'chat' });
+    expect(models['gpt-5.4']!.long_context).toEqual({ above_input_tokens: 272_000, input: 5, cached_input: 0.5, output: 22.5 });
     expect(models['whisper-1']).toEqual({ per_second: 0.0001, mode: 'audio_transcription' });
     expect(models['dall-e-3']).toEqual({ per_image: 0.04, mode: 'image_generation' });
   });
@@ -295,5 +306,36 @@ describe('bundled prices.json', () => {
     expect(names).toEqual([...names].sort());
     expect(names).not.toContain('azure/gpt-4o'); // same model, provider azure
     expect(names).toContain('gpt-3.5-turbo-instruct'); // text-completion-openai
+  });
+});
+
+describe('service tiers and long context (the answer says which tier served it)', () => {
+  const pricing = Pricing.bundled();
+
+  it('priority and flex use their own prices; default, scale, auto or none the standard ones', () => {
+    const chat = { input_tokens: 2000, cached_input_tokens: 1024, output_tokens: 500 };
+    // gpt-4o-mini priority: 976 × $0.25 + 1024 × $0.125 + 500 × $1 per 1M.
+    expect(pricing.costNanoUsd('gpt-4o-mini-2024-07-18', chat, 'priority')).toBe(872_000);
+    for (const tier of ['default', 'scale', 'auto', undefined, null]) expect(pricing.costNanoUsd('gpt-4o-mini', chat, tier)).toBe(523_200);
+    // o4-mini flex: 2000 × $0.55 + 1000 × $0.1375 + 800 × $2.2 per 1M: half the standard price.
+    const reasoning = { input_tokens: 3000, cached_input_tokens: 1000, output_tokens: 800 };
+    expect(pricing.costNanoUsd('o4-mini', reasoning, 'flex')).toBe(2_997_500);
+    expect(pricing.costNanoUsd('o4-mini', reasoning, 'default')).toBe(5_995_000);
+  });
+
+  it('a tier litellm has no prices for is priced as standard', () => {
+    expect(pricing.costNanoUsd('gpt-4o-mini', { input_tokens: 1000, output_tokens: 0 }, 'flex')).toBe(150_000);
+  });
+
+  it('past its threshold, a long input is priced at the long-context rates (the whole request)', () => {
+    expect(pricing.costNanoUsd('gpt-5.4', { input_tokens: 300_000, output_tokens: 2_000 })).toBe(1_545_000_000);
+    expect(pricing.costNanoUsd('gpt-5.4', { input_tokens: 272_000, output_tokens: 2_000 })).toBe(710_000_000);
+  });
+
+  it('config overrides may carry tier and long-context prices; a typo in them is refused', () => {
+    const over = new Pricing({}, { mine: { input: 1, output: 2, priority: { input: 2, output: 4 }, long_context: { above_input_tokens: 10, input: 3 } } });
+    expect(over.costNanoUsd('mine', { input_tokens: 5, output_tokens: 5 }, 'priority')).toBe(30_000); // 5 × $2 + 5 × $4 per 1M
+    expect(over.costNanoUsd('mine', { input_tokens: 20, output_tokens: 5 })).toBe(70_000); // 20 × $3 + 5 × $2 per 1M
+    expect(ModelPriceSchema.safeParse({ input: 1, priority: { imput: 2 } }).success).toBe(false);
   });
 });
