@@ -18,6 +18,7 @@ const PROVIDERS = new Set(['openai', 'text-completion-openai']);
 const PER_TOKEN: ReadonlyArray<readonly [string, string]> = [
   ['input', 'input_cost_per_token'],
   ['cached_input', 'cache_read_input_token_cost'],
+  ['cache_write_input', 'cache_creation_input_token_cost'],
   ['output', 'output_cost_per_token'],
   ['input_audio', 'input_cost_per_audio_token'],
   ['cached_input_audio', 'cache_read_input_audio_token_cost'],

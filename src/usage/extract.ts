@@ -43,6 +43,7 @@ const CHAT: Mapping = [
   ['output_tokens', 'completion_tokens'],
   ['total_tokens', 'total_tokens'],
   ['cached_input_tokens', 'prompt_tokens_details', 'cached_tokens'],
+  ['cache_write_tokens', 'prompt_tokens_details', 'cache_write_tokens'],
   ['input_audio_tokens', 'prompt_tokens_details', 'audio_tokens'],
   ['input_image_tokens', 'prompt_tokens_details', 'image_tokens'],
   ['reasoning_tokens', 'completion_tokens_details', 'reasoning_tokens'],
@@ -55,6 +56,7 @@ const RESPONSES: Mapping = [
   ['output_tokens', 'output_tokens'],
   ['total_tokens', 'total_tokens'],
   ['cached_input_tokens', 'input_tokens_details', 'cached_tokens'],
+  ['cache_write_tokens', 'input_tokens_details', 'cache_write_tokens'],
   ['reasoning_tokens', 'output_tokens_details', 'reasoning_tokens'],
 ];
 

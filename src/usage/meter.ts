@@ -45,6 +45,7 @@ export class Meter {
       stream: ctx.stream,
       input_tokens: u.input_tokens ?? null,
       cached_input_tokens: u.cached_input_tokens ?? null,
+      cache_write_tokens: u.cache_write_tokens ?? null,
       output_tokens: u.output_tokens ?? null,
       reasoning_tokens: u.reasoning_tokens ?? null,
       total_tokens: u.total_tokens ?? null,

@@ -6,6 +6,8 @@ import type { UsageCounts } from './types.js';
 export interface TokenPrices {
   input?: number;
   cached_input?: number;
+  /** Input written to the prompt cache. */
+  cache_write_input?: number;
   output?: number;
   input_audio?: number;
   cached_input_audio?: number;
@@ -41,6 +43,7 @@ const usd = z.number().nonnegative();
 const TOKEN_PRICE_FIELDS = {
   input: usd.optional(),
   cached_input: usd.optional(),
+  cache_write_input: usd.optional(),
   output: usd.optional(),
   input_audio: usd.optional(),
   cached_input_audio: usd.optional(),
@@ -139,6 +142,7 @@ export class Pricing {
       !present(u.input_tokens) &&
       !present(u.output_tokens) &&
       !present(u.cached_input_tokens) &&
+      !present(u.cache_write_tokens) &&
       !present(u.input_audio_tokens) &&
       !present(u.output_audio_tokens) &&
       !present(u.input_image_tokens) &&
@@ -149,10 +153,11 @@ export class Pricing {
       return null;
 
     const cached = n(u.cached_input_tokens);
+    const cacheWrite = n(u.cache_write_tokens);
     // The usage has no cached-audio count, so all audio input is priced as uncached.
     const inAudio = n(u.input_audio_tokens);
     const inImage = n(u.input_image_tokens);
-    const inText = Math.max(0, n(u.input_tokens) - cached - inAudio - inImage);
+    const inText = Math.max(0, n(u.input_tokens) - cached - cacheWrite - inAudio - inImage);
     const outAudio = n(u.output_audio_tokens);
     const outImage = n(u.output_image_tokens);
     const outText = Math.max(0, n(u.output_tokens) - outAudio - outImage);
@@ -162,6 +167,7 @@ export class Pricing {
     const perMillion =
       part(inText, p.input) +
       part(cached, p.cached_input ?? p.input) +
+      part(cacheWrite, p.cache_write_input ?? p.input) +
       part(inAudio, p.input_audio ?? p.input) +
       part(inImage, p.input_image ?? p.input) +
       part(outText, p.output) +

@@ -6,6 +6,8 @@
 export interface UsageCounts {
   input_tokens: number | null;
   cached_input_tokens: number | null;
+  /** Input tokens written to the prompt cache (part of input_tokens), priced apart where a model says so. */
+  cache_write_tokens: number | null;
   output_tokens: number | null;
   reasoning_tokens: number | null;
   total_tokens: number | null;
@@ -22,6 +24,7 @@ export interface UsageCounts {
 export const emptyUsage = (): UsageCounts => ({
   input_tokens: null,
   cached_input_tokens: null,
+  cache_write_tokens: null,
   output_tokens: null,
   reasoning_tokens: null,
   total_tokens: null,

@@ -367,6 +367,7 @@ function usageRow(s: Seed): UsageRow {
     upstream_key: null,
     retries: 0,
     reserved_nano_usd: null,
+    cache_write_tokens: null,
   };
 }
 

@@ -39,6 +39,7 @@ describe('usageFromJson on the fixtures', () => {
           output_tokens: 412,
           total_tokens: 1948,
           cached_input_tokens: 1280,
+          cache_write_tokens: 0,
           reasoning_tokens: 320,
         },
       },
@@ -110,7 +111,7 @@ describe('usageFromSseEvent on the fixture streams', () => {
       'responses',
       {
         model: 'gpt-4.1-mini-2025-04-14',
-        usage: { input_tokens: 37, output_tokens: 10, total_tokens: 47, cached_input_tokens: 0, reasoning_tokens: 0 },
+        usage: { input_tokens: 37, output_tokens: 10, total_tokens: 47, cached_input_tokens: 0, cache_write_tokens: 0, reasoning_tokens: 0 },
       },
     ],
     ['responses-stream-failed.sse', 'responses', { model: 'gpt-4.1-mini-2025-04-14' }],
@@ -332,5 +333,14 @@ describe('service_tier: read where OpenAI puts the tier that served the request'
     events.push(Buffer.from('event: response.created\ndata: {"type":"response.created","response":{"model":"o4-mini","service_tier":"auto","usage":null}}\n\n'));
     events.push(Buffer.from('event: response.completed\ndata: {"type":"response.completed","response":{"model":"o4-mini","service_tier":"flex","usage":{"input_tokens":3000,"input_tokens_details":{"cached_tokens":1000},"output_tokens":800,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":3800}}}\n\n'));
     expect(events.end()).toMatchObject({ model: 'o4-mini', serviceTier: 'flex', usage: { input_tokens: 3000, cached_input_tokens: 1000 } });
+  });
+});
+
+describe('cache_write_tokens', () => {
+  it('is read from chat (prompt_tokens_details) and Responses (input_tokens_details) usage', () => {
+    expect(usageFromJson('chat.completions', { model: 'm', usage: { prompt_tokens: 10, completion_tokens: 1, prompt_tokens_details: { cached_tokens: 2, cache_write_tokens: 6 } } }).usage)
+      .toMatchObject({ input_tokens: 10, cached_input_tokens: 2, cache_write_tokens: 6 });
+    expect(usageFromJson('responses', { model: 'm', usage: { input_tokens: 10, output_tokens: 1, input_tokens_details: { cached_tokens: 2, cache_write_tokens: 6 } } }).usage)
+      .toMatchObject({ input_tokens: 10, cached_input_tokens: 2, cache_write_tokens: 6 });
   });
 });

@@ -339,3 +339,13 @@ describe('service tiers and long context (the answer says which tier served it)'
     expect(ModelPriceSchema.safeParse({ input: 1, priority: { imput: 2 } }).success).toBe(false);
   });
 });
+
+describe('cache writes', () => {
+  it('input written to the prompt cache is priced at its own rate, the rest of the input at the input rate', () => {
+    // gpt-5.6: 2,000 plain × $5 + 2,000 cached × $0.50 + 6,000 written × $6.25 + 100 out × $30 per 1M.
+    const u = { input_tokens: 10_000, cached_input_tokens: 2_000, cache_write_tokens: 6_000, output_tokens: 100 };
+    expect(Pricing.bundled().costNanoUsd('gpt-5.6', u)).toBe(51_500_000);
+    // A model without a write price: written tokens are plain input.
+    expect(Pricing.bundled().costNanoUsd('gpt-4o-mini', { input_tokens: 1000, cache_write_tokens: 600, output_tokens: 0 })).toBe(150_000);
+  });
+});

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteUsageStore } from '../../src/storage/sqlite/sqliteUsageStore.js';
+import { MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
 import type { UsageRow } from '../../src/storage/usageStore.js';
 import { usageRow } from './usageRow.js';
 
@@ -18,7 +19,7 @@ describe('SqliteUsageStore', () => {
       output_audio_tokens: 17, input_image_tokens: 18, output_image_tokens: 19, audio_seconds: 20.5,
       input_characters: 21, cost_nano_usd: 22, latency_ms: 23.5, ttfb_ms: 24.5, upstream_request_id: 'req_up',
       outcome: 'stream_broken', error: 'boom', bytes_in: 25, bytes_out: 26, upstream_key: 'main', retries: 27,
-      reserved_nano_usd: 28,
+      reserved_nano_usd: 28, cache_write_tokens: 29,
     };
     const store = new SqliteUsageStore(':memory:');
     store.insert(row);
@@ -26,6 +27,22 @@ describe('SqliteUsageStore', () => {
     const [stored] = store.rows();
     const { stream, ...rest } = row;
     expect(stored).toMatchObject({ ...rest, stream: 1 });
+    store.close();
+  });
+
+  it('a database of the previous release gets the new column on open; its rows stay as they were', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'keyward-migrate-')), 'usage.sqlite');
+    const old = new Database(file);
+    for (const [i, sql] of MIGRATIONS.slice(0, 3).entries()) {
+      old.exec(sql);
+      old.pragma(`user_version = ${i + 1}`);
+    }
+    old.prepare("INSERT INTO usage (ts, ts_ms, request_id, key_id, key_name, key_email, key_source, method, path, endpoint, stream, latency_ms, outcome, bytes_in, bytes_out, input_tokens) VALUES ('t', 1, 'old', 'k', 'n', 'e@x', 'f', 'POST', '/v1/x', 'other', 0, 1, 'ok', 1, 1, 7)").run();
+    old.close();
+    const store = new SqliteUsageStore(file);
+    store.insert(usageRow('new', { cache_write_tokens: 6 }));
+    store.flush();
+    expect(store.rows().map((r) => [r.request_id, r.input_tokens, r.cache_write_tokens])).toEqual([['old', 7, null], ['new', 1, 6]]);
     store.close();
   });
 

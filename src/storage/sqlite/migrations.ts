@@ -45,4 +45,6 @@ export const MIGRATIONS: string[] = [
   // What the request reserved against its key's budget: charged instead of the cost when an
   // answered request's cost stays unknown, so budgets rebuilt from this table after a restart agree.
   `ALTER TABLE usage ADD COLUMN reserved_nano_usd INTEGER;`,
+  // Input tokens written to the prompt cache (part of input_tokens): some models price them apart.
+  `ALTER TABLE usage ADD COLUMN cache_write_tokens INTEGER;`,
 ];

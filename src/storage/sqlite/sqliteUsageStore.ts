@@ -12,7 +12,7 @@ const COLUMNS = [
   'reasoning_tokens', 'total_tokens', 'input_audio_tokens', 'output_audio_tokens', 'input_image_tokens',
   'output_image_tokens', 'audio_seconds', 'input_characters', 'cost_nano_usd', 'latency_ms', 'ttfb_ms',
   'upstream_request_id', 'outcome', 'error', 'bytes_in', 'bytes_out', 'upstream_key', 'retries',
-  'reserved_nano_usd',
+  'reserved_nano_usd', 'cache_write_tokens',
 ] as const;
 
 /**
@@ -28,7 +28,7 @@ function insertRow(stmt: Database.Statement, r: UsageRow): void {
     r.output_tokens, r.reasoning_tokens, r.total_tokens, r.input_audio_tokens, r.output_audio_tokens,
     r.input_image_tokens, r.output_image_tokens, r.audio_seconds, r.input_characters,
     r.cost_nano_usd, r.latency_ms, r.ttfb_ms, r.upstream_request_id, r.outcome, r.error, r.bytes_in,
-    r.bytes_out, r.upstream_key, r.retries, r.reserved_nano_usd,
+    r.bytes_out, r.upstream_key, r.retries, r.reserved_nano_usd, r.cache_write_tokens,
   );
 }
 
