@@ -15,6 +15,8 @@ type EventReader = (data: Json, type: string | undefined) => Extracted | undefin
 const obj = (v: unknown): Json | undefined =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined;
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+/** The service tiers priced apart; any other ("default", "auto", "scale") is priced as standard. */
+const pricedTier = (v: unknown): string | undefined => (v === 'priority' || v === 'flex' ? v : undefined);
 const count = (v: unknown): number | undefined =>
   typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
 
@@ -139,11 +141,11 @@ export function usageFromJson(endpoint: Endpoint, body: unknown): Extracted {
   if (endpoint === 'models' || endpoint === 'other') return {};
   const b = obj(body);
   if (!b) return {};
-  return result(str(b.model), JSON_USAGE[endpoint]?.(b.usage), str(b.service_tier));
+  return result(str(b.model), JSON_USAGE[endpoint]?.(b.usage), pricedTier(b.service_tier));
 }
 
 /** Chat and legacy completion chunks: the model on every chunk, usage on the last (if asked for). */
-const chunkEvent: EventReader = (data) => result(str(data.model), chatUsage(data.usage), str(data.service_tier));
+const chunkEvent: EventReader = (data) => result(str(data.model), chatUsage(data.usage), pricedTier(data.service_tier));
 
 /** Events that close a Responses API stream; only these carry the final `response.usage`. */
 const RESPONSE_FINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
@@ -151,7 +153,7 @@ const RESPONSE_FINAL = new Set(['response.completed', 'response.incomplete', 're
 const responseEvent: EventReader = (data, type) => {
   const r = obj(data.response);
   if (!r) return undefined;
-  return result(str(r.model), type !== undefined && RESPONSE_FINAL.has(type) ? responsesUsage(r.usage) : undefined, str(r.service_tier));
+  return result(str(r.model), type !== undefined && RESPONSE_FINAL.has(type) ? responsesUsage(r.usage) : undefined, pricedTier(r.service_tier));
 };
 
 /** Streams without a model in their events: usage on a single final event type. */

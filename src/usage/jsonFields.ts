@@ -15,12 +15,14 @@ const TIER_KEY = Buffer.from('"service_tier"');
 export function modelAndUsage(bytes: Buffer): { model?: string; usage?: unknown; service_tier?: string } | undefined {
   const out: { model?: string; usage?: unknown; service_tier?: string } = {};
   const u = bytes.lastIndexOf(USAGE_KEY);
+  let usageEnd = -1;
   if (u !== -1) {
     const start = valueStart(bytes, u + 7);
     if (start === -1) return undefined;
     if (bytes[start] === 0x7b /* { */) {
       const end = objectEnd(bytes, start);
       if (end === -1) return undefined;
+      usageEnd = end;
       try {
         out.usage = JSON.parse(bytes.toString('utf8', start, end));
       } catch {
@@ -28,13 +30,16 @@ export function modelAndUsage(bytes: Buffer): { model?: string; usage?: unknown;
       }
     } else if (bytes[start] !== 0x6e /* null */) return undefined;
   }
-  // The tier that served the request (its prices differ): after the content, like usage; a plain
-  // word ("default", "priority", "flex"), or null.
-  const t = bytes.lastIndexOf(TIER_KEY);
+  // The tier that served the request (its prices differ): a plain word ("default", "priority",
+  // "flex"), or null. Chat puts it after usage (a short search of the tail), Responses before.
+  let t = usageEnd === -1 ? -1 : bytes.indexOf(TIER_KEY, usageEnd);
+  if (t === -1) t = bytes.lastIndexOf(TIER_KEY, u === -1 ? bytes.length : u);
   if (t !== -1) {
     const start = valueStart(bytes, t + TIER_KEY.length);
     if (start === -1) return undefined;
-    if (bytes[start] === 0x22) {
+    // Only the tiers priced apart are worth a string: "priority" and "flex" (not "default" …).
+    const first = bytes[start + 1];
+    if (bytes[start] === 0x22 && (first === 0x70 /* p */ || first === 0x66 /* f */)) {
       const end = stringEnd(bytes, start);
       if (end === -1) return undefined;
       out.service_tier = bytes.toString('latin1', start + 1, end - 1);

@@ -90,9 +90,19 @@ const part = (count: number, price: number | undefined): number => (count === 0 
  */
 function pricesFor(p: ModelPrice, u: Partial<UsageCounts>, tier: string | null | undefined): ModelPrice {
   const tiered = tier === 'priority' ? p.priority : tier === 'flex' ? p.flex : undefined;
-  if (tiered) return { ...p, ...tiered };
-  if (p.long_context && n(u.input_tokens) > p.long_context.above_input_tokens) return { ...p, ...p.long_context };
+  if (tiered) return merged(p, tiered);
+  if (p.long_context && n(u.input_tokens) > p.long_context.above_input_tokens) return merged(p, p.long_context);
   return p;
+}
+
+/** The standard prices with a variant's over them, built once per pair (not on every request). */
+const mergedMemo = new WeakMap<ModelPrice, WeakMap<TokenPrices, ModelPrice>>();
+function merged(base: ModelPrice, variant: TokenPrices): ModelPrice {
+  let byVariant = mergedMemo.get(base);
+  if (!byVariant) mergedMemo.set(base, (byVariant = new WeakMap()));
+  let out = byVariant.get(variant);
+  if (!out) byVariant.set(variant, (out = { ...base, ...variant }));
+  return out;
 }
 
 /** Looks up list prices and turns usage counts into integer nano-dollars (USD × 1e9). */
@@ -122,7 +132,8 @@ export class Pricing {
    */
   resolve(model: string): ResolvedPrice | undefined {
     if (this.memo.has(model)) return this.memo.get(model);
-    const found = this.lookup(model);
+    const hit = this.lookup(model);
+    const found = hit && { name: hit.name, price: this.withVariants(model, hit.price) };
     if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
     this.memo.set(model, found);
     return found;
@@ -136,7 +147,7 @@ export class Pricing {
     if (typeof model !== 'string' || model === '') return null;
     const resolved = this.resolve(model);
     if (!resolved) return null;
-    const p = pricesFor(this.withVariants(model, resolved.price), u, tier);
+    const p = pricesFor(resolved.price, u, tier);
 
     if (
       !present(u.input_tokens) &&
@@ -181,13 +192,14 @@ export class Pricing {
 
   /**
    * litellm gives tier and long-context prices on the alias (gpt-4o-mini) but often not on its
-   * snapshots (gpt-4o-mini-2024-07-18): a snapshot without them borrows the alias's.
+   * snapshots (gpt-4o-mini-2024-07-18): a snapshot without them borrows the alias's. Once per
+   * model name (resolve's memo keeps the result).
    */
   private withVariants(model: string, price: ModelPrice): ModelPrice {
     if (price.priority && price.flex && price.long_context) return price;
     const base = model.replace(DATE_SUFFIX, '').replace(MMDD_SUFFIX, '');
     if (base === model) return price;
-    const alias = this.resolve(base)?.price;
+    const alias = this.lookup(base)?.price;
     if (!alias || (!alias.priority && !alias.flex && !alias.long_context)) return price;
     return { ...price, priority: price.priority ?? alias.priority, flex: price.flex ?? alias.flex, long_context: price.long_context ?? alias.long_context };
   }

@@ -41,6 +41,6 @@ export interface Extracted {
   usage?: Partial<UsageCounts>;
   /** The model the upstream says served the request (often a dated snapshot). */
   model?: string;
-  /** The service tier that served it ("default", "priority", "flex" …): priority and flex have prices of their own. */
+  /** "priority" or "flex" when that service tier served it (their prices differ); else undefined. */
   serviceTier?: string;
 }

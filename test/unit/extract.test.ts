@@ -11,7 +11,6 @@ describe('usageFromJson on the fixtures', () => {
       'chat.completions',
       {
         model: 'gpt-4o-mini-2024-07-18',
-        serviceTier: 'default',
         usage: {
           input_tokens: 1258,
           output_tokens: 94,
@@ -33,7 +32,6 @@ describe('usageFromJson on the fixtures', () => {
       'responses',
       {
         model: 'o4-mini-2025-04-16',
-        serviceTier: 'default',
         usage: {
           input_tokens: 1536,
           output_tokens: 412,
@@ -158,8 +156,7 @@ describe('usageFromSseEvent on the fixture streams', () => {
     const first = events[0]!;
     expect(first.event).toBe('response.created');
     expect(usageFromSseEvent('responses', first.event, JSON.parse(first.data))).toEqual({
-      model: 'gpt-4.1-mini-2025-04-14',
-      serviceTier: 'auto', // as asked; the final event says which tier served it
+      model: 'gpt-4.1-mini-2025-04-14', // its "auto" tier (as asked) is not a priced one
     });
     const delta = events.find((e) => e.event === 'response.output_text.delta')!;
     expect(usageFromSseEvent('responses', delta.event, JSON.parse(delta.data))).toBeUndefined();

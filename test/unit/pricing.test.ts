@@ -323,6 +323,13 @@ describe('service tiers and long context (the answer says which tier served it)'
     expect(pricing.costNanoUsd('o4-mini', reasoning, 'default')).toBe(5_995_000);
   });
 
+  it('a snapshot borrows its alias\'s tier and long-context prices once, when it is resolved', () => {
+    const snapshot = pricing.resolve('gpt-4o-mini-2024-07-18')!;
+    expect(snapshot.name).toBe('gpt-4o-mini-2024-07-18');
+    expect(snapshot.price.priority).toEqual({ input: 0.25, cached_input: 0.125, output: 1 });
+    expect(pricing.resolve('gpt-4o-mini-2024-07-18')).toBe(snapshot); // memoised: no new object per request
+  });
+
   it('a tier litellm has no prices for is priced as standard', () => {
     expect(pricing.costNanoUsd('gpt-4o-mini', { input_tokens: 1000, output_tokens: 0 }, 'flex')).toBe(150_000);
   });
