@@ -107,6 +107,22 @@ describe('redactBase64', () => {
     expect(out.prose).toBe(body.prose);
   });
 
+  it('ordinary long runs stay: a rule of dashes, numbers one per line, a long path', () => {
+    const body = {
+      rule: '-'.repeat(150),
+      numbers: Array.from({ length: 60 }, (_, i) => String(1000 + i)).join('\n'),
+      path: `/srv/${'data/releases/'.repeat(10)}current`,
+    };
+    expect(redactBase64(body)).toEqual(body);
+  });
+
+  it('a text of a million "data:" is scanned once (a quadratic scan took minutes and held the event loop)', () => {
+    const text = 'data:'.repeat(200_000);
+    expect(redactBase64({ text })).toEqual({ text });
+    const fake = 'data:a;base64'.repeat(80_000);
+    expect(redactBase64({ fake })).toEqual({ fake });
+  });
+
   it('a body nested thousands of levels deep is logged up to 64 levels, without overflowing the stack', () => {
     let deep: unknown = 'bottom';
     for (let i = 0; i < 20_000; i++) deep = [deep];
