@@ -5,24 +5,22 @@ const MODEL_KEY = Buffer.from('"model"');
 const TIER_KEY = Buffer.from('"service_tier"');
 
 /**
- * The `model`, `usage` and `service_tier` of an OpenAI JSON answer, read from its bytes without parsing the whole
+ * The `model` and `usage` of an OpenAI JSON answer (and that its tier is not one priced apart), read from its bytes without parsing the whole
  * body: a chat answer is small, but an embeddings list or a base64 image can be megabytes, and only
  * two fields are needed. Inside JSON strings a quote is always escaped, so the raw bytes `"usage"`
  * and `"model"` can only be keys. `usage` is the last such key (OpenAI puts the top-level one after
  * the content); `model` the first. Returns undefined when the shape is not as expected (the caller
  * then parses the whole body).
  */
-export function modelAndUsage(bytes: Buffer): { model?: string; usage?: unknown; service_tier?: string } | undefined {
-  const out: { model?: string; usage?: unknown; service_tier?: string } = {};
+export function modelAndUsage(bytes: Buffer): { model?: string; usage?: unknown } | undefined {
+  const out: { model?: string; usage?: unknown } = {};
   const u = bytes.lastIndexOf(USAGE_KEY);
-  let usageEnd = -1;
   if (u !== -1) {
     const start = valueStart(bytes, u + 7);
     if (start === -1) return undefined;
     if (bytes[start] === 0x7b /* { */) {
       const end = objectEnd(bytes, start);
       if (end === -1) return undefined;
-      usageEnd = end;
       try {
         out.usage = JSON.parse(bytes.toString('utf8', start, end));
       } catch {
@@ -30,20 +28,15 @@ export function modelAndUsage(bytes: Buffer): { model?: string; usage?: unknown;
       }
     } else if (bytes[start] !== 0x6e /* null */) return undefined;
   }
-  // The tier that served the request (its prices differ): a plain word ("default", "priority",
-  // "flex"), or null. Chat puts it after usage (a short search of the tail), Responses before.
-  let t = usageEnd === -1 ? -1 : bytes.indexOf(TIER_KEY, usageEnd);
-  if (t === -1) t = bytes.lastIndexOf(TIER_KEY, u === -1 ? bytes.length : u);
-  if (t !== -1) {
+  // The tier that served the request, priced apart when "priority" or "flex". A key of the
+  // client's own metadata may be named service_tier too, and a scan cannot tell which object a key
+  // is in: a body that names a priced tier anywhere is parsed whole instead (the parse reads the
+  // answer's own). Any other value, wherever it is, means standard prices.
+  for (let t = bytes.indexOf(TIER_KEY); t !== -1; t = bytes.indexOf(TIER_KEY, t + TIER_KEY.length)) {
     const start = valueStart(bytes, t + TIER_KEY.length);
     if (start === -1) return undefined;
-    // Only the tiers priced apart are worth a string: "priority" and "flex" (not "default" …).
     const first = bytes[start + 1];
-    if (bytes[start] === 0x22 && (first === 0x70 /* p */ || first === 0x66 /* f */)) {
-      const end = stringEnd(bytes, start);
-      if (end === -1) return undefined;
-      out.service_tier = bytes.toString('latin1', start + 1, end - 1);
-    }
+    if (bytes[start] === 0x22 && (first === 0x70 /* p */ || first === 0x66 /* f */)) return undefined;
   }
   const m = bytes.indexOf(MODEL_KEY);
   if (m !== -1) {

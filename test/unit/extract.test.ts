@@ -341,3 +341,17 @@ describe('cache_write_tokens', () => {
       .toMatchObject({ input_tokens: 10, cached_input_tokens: 2, cache_write_tokens: 6 });
   });
 });
+
+describe('service_tier cannot be set by the client', () => {
+  it("a Responses answer echoing the client's metadata {service_tier: 'flex'} is priced by its own top-level tier", async () => {
+    const { JsonTap } = await import('../../src/usage/taps.js');
+    const tap = new JsonTap('responses', 1 << 20);
+    tap.push(Buffer.from('{"id":"resp_1","object":"response","model":"o4-mini","service_tier":"default","output":[],"usage":{"input_tokens":3000,"output_tokens":800,"total_tokens":3800},"user":null,"metadata":{"service_tier":"flex"}}'));
+    const found = tap.end();
+    expect(found.serviceTier).toBeUndefined();
+    expect(found.usage).toMatchObject({ input_tokens: 3000 });
+    const real = new JsonTap('responses', 1 << 20);
+    real.push(Buffer.from('{"id":"resp_2","object":"response","model":"o4-mini","service_tier":"flex","output":[],"usage":{"input_tokens":3000,"output_tokens":800,"total_tokens":3800},"user":null,"metadata":{"service_tier":"default"}}'));
+    expect(real.end().serviceTier).toBe('flex');
+  });
+});
