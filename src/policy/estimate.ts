@@ -35,9 +35,13 @@ export function textTokens(text: string): number {
   return wide + Math.ceil((text.length - wide) / 3);
 }
 
-/** Input tokens, erring high: text as above, each media payload a fixed amount. */
+/**
+ * Input tokens, erring high: text as above, each media payload a fixed amount, each number one
+ * (embeddings and completions take input as arrays of token ids).
+ */
 function inputTokens(value: unknown): number {
   if (typeof value === 'string') return BASE64ISH.test(value) ? MEDIA_TOKENS : textTokens(value);
+  if (typeof value === 'number') return 1;
   if (Array.isArray(value)) return value.reduce<number>((n, v) => n + inputTokens(v), 0);
   if (value && typeof value === 'object') {
     let n = 0;
@@ -82,7 +86,9 @@ export function estimateRequest(ctx: RequestContext, declaredBytes: number, pric
   // charged when it ends, so that budgets bound the number of sessions.
   if (ctx.path === '/v1/realtime') return { tokens: 0, costNano: REALTIME_SESSION_RESERVE_NANO };
   if (ctx.method !== 'POST') return { tokens: 0, costNano: 0 };
-  const model = ctx.requestModel;
+  // Endpoints Keyward does not meter (assistants, threads, fine-tuning jobs, token counts …) are not
+  // priced by their body's model: creating an assistant for o1-pro is not an o1-pro request.
+  const model = ctx.endpoint === 'other' ? undefined : ctx.requestModel;
   const cost = model ? pricing.costNanoUsd(model, { input_tokens: input, output_tokens: output }) : null;
   return { tokens: input + output, costNano: cost ?? FALLBACK_RESERVE_NANO };
 }

@@ -547,6 +547,17 @@ describe('estimateRequest', () => {
     ...extra,
   });
 
+  it('token-id arrays (embeddings input as numbers) count a token each', () => {
+    const ids = Array.from({ length: 50_000 }, (_, i) => i % 100_000);
+    const e = estimateRequest(ctx('/v1/embeddings', { model: 'text-embedding-3-small', input: [ids, ids] }), 0, pricing);
+    expect(e.tokens).toBeGreaterThanOrEqual(100_000);
+  });
+
+  it('an endpoint Keyward does not meter is not priced by the model in its body (creating an assistant is not a request to it)', () => {
+    const e = estimateRequest(ctx('/v1/assistants', { model: 'o1-pro', instructions: 'be brief' }), 0, pricing);
+    expect(e.costNano).toBe(FALLBACK_RESERVE_NANO);
+  });
+
   it('text at 3 characters a token; max_tokens is the output', () => {
     const e = estimateRequest(ctx('/v1/chat/completions', chat('x'.repeat(30), { max_tokens: 50 })), 0, pricing);
     const input = 3 + 10 + 1;
