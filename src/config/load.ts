@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { parseUpstreamKeysEnv, UpstreamKeySchema, UpstreamKeysError, type UpstreamKeyConfig } from '../upstream/poolConfig.js';
+import { parseUpstreamKeysEnv, UpstreamKeysError, type UpstreamKeyConfig } from '../upstream/poolConfig.js';
 import { jsonErrorLine } from '../util/jsonErrors.js';
 import { ConfigFileSchema, DEFAULTS, type Config, type ConfigFile } from './schema.js';
 
@@ -53,12 +53,14 @@ export function describeIssues(error: z.ZodError): string {
     .join('; ');
 }
 
-/** OPENAI_API_KEY checked as a pool entry is (a stray CR from a Windows file, a space …). */
+/**
+ * OPENAI_API_KEY goes into an Authorization header: printable ASCII without spaces (a stray CR from
+ * a Windows file broke every request). Any length: OpenAI-compatible servers take "EMPTY" or "ollama".
+ */
 function singleKey(key: string): UpstreamKeyConfig {
-  const parsed = UpstreamKeySchema.safeParse({ key });
   // The message names the rule only: a key, or a piece of it, is never printed.
-  if (!parsed.success) throw new ConfigError(`OPENAI_API_KEY: ${parsed.error.issues[0]?.message ?? 'not a valid key'}`);
-  return parsed.data;
+  if (!/^[\x21-\x7e]+$/.test(key)) throw new ConfigError('OPENAI_API_KEY: a key must be printable ASCII without spaces');
+  return { key };
 }
 
 function intFromEnv(name: string, value: string | undefined, min: number, max: number): number | undefined {

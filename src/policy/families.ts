@@ -94,8 +94,9 @@ function classify(method: string, path: string): Family {
     return create ? 'chat' : parts[2] === 'completions' ? 'stored_completions' : 'other';
   }
   if (family === 'models' && method === 'DELETE') return 'fine_tuning';
-  // Everything under /v1/realtime/ but the WebSocket itself lets the client talk to OpenAI directly
-  // (client secrets, WebRTC and SIP calls): outside Keyward's metering, models and budgets.
-  if (family === 'realtime' && parts.length > 2) return 'realtime_direct';
+  // Everything under /v1/realtime but the WebSocket itself (a GET upgrade) lets the client talk to
+  // OpenAI directly (client secrets, WebRTC and SIP calls, an SDP offer POSTed to /v1/realtime):
+  // outside Keyward's metering, models and budgets.
+  if (family === 'realtime' && (parts.length > 2 || method !== 'GET')) return 'realtime_direct';
   return family;
 }
