@@ -63,17 +63,22 @@ function refuseModel(res: ServerResponse, model: string, patterns: readonly stri
   return false;
 }
 
+/** The image_generation tool's model when it names none (OpenAI's API reference). */
+const IMAGE_TOOL_DEFAULT_MODEL = 'gpt-image-1';
+
 /**
- * Models named by the request's tools: a Responses request's image_generation tool runs a GPT
- * Image model of its own choosing, billed to the account like any other.
+ * Models the request's tools run: a Responses request's image_generation tool runs a GPT Image
+ * model (its own `model`, or OpenAI's default), billed to the account like any other.
  */
 function toolModels(body: unknown): string[] {
   const tools = body && typeof body === 'object' ? (body as { tools?: unknown }).tools : undefined;
   if (!Array.isArray(tools)) return [];
   const named: string[] = [];
   for (const t of tools) {
-    const m = t && typeof t === 'object' ? (t as { model?: unknown }).model : undefined;
-    if (typeof m === 'string') named.push(m);
+    if (!t || typeof t !== 'object') continue;
+    const { model, type } = t as { model?: unknown; type?: unknown };
+    if (typeof model === 'string') named.push(model);
+    else if (type === 'image_generation') named.push(IMAGE_TOOL_DEFAULT_MODEL);
   }
   return named;
 }

@@ -310,6 +310,10 @@ describe('one process, a key per policy', () => {
       expect(refused.json.error.param).toBe('tools');
       expect(refused.json.error.message).toContain('gpt-image-1');
       expect(forwardedWith(tag)).toBe(0);
+      // No model named: the tool runs OpenAI's default, gpt-image-1, which is not on the list either.
+      const noModel = await call(kw, MODELS_KEY, 'POST', '/v1/responses', { model: 'gpt-4o-mini', input: 'x', tools: [{ type: 'image_generation' }] }, h);
+      expectRefusal(noModel, 403, 'model_not_allowed');
+      expect(noModel.json.error.message).toContain('gpt-image-1');
       expect((await call(kw, MODELS_KEY, 'POST', '/v1/responses', body('gpt-4o-image'), h)).status).toBe(200);
       expect(forwardedWith(tag)).toBe(1);
     });
