@@ -3,7 +3,7 @@
  * Everyone's requests, tokens and cost (sorted by cost), or one person's by model and by day.
  * --until is inclusive: a date means through the end of that day (UTC).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadPaths } from '../src/config/load.js';
 import { SqliteUsageStore } from '../src/storage/sqlite/sqliteUsageStore.js';
@@ -144,8 +144,10 @@ function main(): void {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
   }
-  if (!existsSync(usageDb)) {
-    if (format === 'text') process.stdout.write(`No usage recorded yet (${usageDb} does not exist).\n`);
+  // An empty file is no database yet either: opening it would create the tables (a report only reads).
+  const missing = !existsSync(usageDb);
+  if (missing || (statSync(usageDb).isFile() && statSync(usageDb).size === 0)) {
+    if (format === 'text') process.stdout.write(`No usage recorded yet (${usageDb} ${missing ? 'does not exist' : 'is empty'}).\n`);
     else if (email === undefined) printUsers([], format);
     else printGroups(email, [], [], format);
     return;

@@ -639,6 +639,15 @@ describe('npm run usage: text written by key holders, and files that are not dat
     expect(csvOut).not.toMatch(/(^|,)=HYPERLINK/m);
   });
 
+  it('an empty USAGE_DB file is reported as no usage yet and left empty (a report does not create tables)', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'usage.sqlite'), '');
+    const r = usage([], dir, { USAGE_DB: 'usage.sqlite' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('No usage recorded yet');
+    expect(statSync(join(dir, 'usage.sqlite')).size).toBe(0);
+  });
+
   it('a file that is not a database: one line on stderr, exit 1, no stack trace', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'usage.sqlite'), 'not a database, just text that is long enough to have a header');
