@@ -105,7 +105,9 @@ class PoolKey implements UpstreamKey {
   safeCode(code: string | null | undefined): string | undefined {
     if (!code || code.includes(this.#secret)) return undefined;
     const clean = code.replace(/[^A-Za-z0-9_.:-]/g, '').slice(0, 64);
-    return clean || undefined;
+    // Checked again once cleaned: "sk-…1 2" becomes the key itself when the space goes.
+    if (!clean || clean.includes(this.#secret)) return undefined;
+    return clean;
   }
 
   toJSON(): { id: string; masked: string; state: UpstreamKeyState } {
@@ -139,6 +141,8 @@ function headerText(headers: Headers, name: string): string | undefined {
 }
 
 const NUMBER_RE = /^\d+(?:\.\d+)?$/;
+/** An HTTP date in its preferred form (RFC 9110 §5.6.7). */
+const HTTP_DATE_RE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
 /**
  * Several real OpenAI keys that requests are spread over, round-robin, skipping keys that are
@@ -268,7 +272,9 @@ export class UpstreamPool {
     const ra = headerText(headers, 'retry-after');
     if (ra !== undefined && ra !== '') {
       if (NUMBER_RE.test(ra)) return Number(ra) * 1000;
-      const at = Date.parse(ra);
+      // Only an HTTP date (RFC 9110: "Sun, 06 Nov 1994 08:49:37 GMT"): Date.parse also takes "-5"
+      // or "May 5" (2001), which would end a cool-down at once.
+      const at = HTTP_DATE_RE.test(ra) ? Date.parse(ra) : Number.NaN;
       if (!Number.isNaN(at)) return Math.max(0, at - now);
     }
     let best: number | undefined;

@@ -366,6 +366,14 @@ describe('UpstreamPool: ids, masking, status', () => {
     expect(pool.status()[1]).toMatchObject({ id: 'b', state: 'healthy', last_error: null, cool_until: null });
   });
 
+  it('an error code that spells the key once its stray characters are dropped is not kept', () => {
+    const { pool } = setup();
+    const a = keyOf(pool, 'a');
+    const split = `${KEY_A.slice(0, 10)} ${KEY_A.slice(10)}`;
+    pool.report(a, { status: 401, code: split });
+    expect(JSON.stringify(pool.status())).not.toContain(KEY_A);
+  });
+
   it('the label cannot carry the key', () => {
     const r = UpstreamKeyListSchema.safeParse([{ key: 'abcdefgh', label: 'xabcdefghx' }]);
     expect(r.success).toBe(false);
@@ -430,6 +438,13 @@ describe('UpstreamPool.retryAfterMs', () => {
     expect(ra({ 'x-ratelimit-reset-requests': '1h2m3.5s' })).toBe(3_723_500);
     expect(ra({ 'x-ratelimit-reset-requests': '20ms', 'x-ratelimit-reset-tokens': '1.5s' })).toBe(1500);
     expect(ra({ 'x-ratelimit-reset-requests': '2m', 'x-ratelimit-reset-tokens': '1s' })).toBe(120_000);
+  });
+
+  it('a retry-after that is neither seconds nor an HTTP date is no hint (Date.parse would read "-5" as 2001)', () => {
+    for (const text of ['-5', '+5', '1 2', 'May 5', '5, 10']) {
+      expect(ra({ 'retry-after': text }), text).toBeUndefined();
+      expect(ra({ 'retry-after': text, 'x-ratelimit-reset-requests': '1m' }), text).toBe(60_000);
+    }
   });
 
   it('ignores what it cannot read', () => {
