@@ -85,6 +85,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   private answered = false;
   /** The client's body as it streams upstream (when it was not read first). */
   private upload: Upload | undefined;
+  /** When this attempt was sent: the pool weighs a late answer by it. */
+  private sentAt = 0;
 
   constructor(
     private readonly opts: ForwardOptions,
@@ -110,6 +112,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     // undici frames the body itself (Content-Length, or chunked for a stream of unknown length),
     // whatever the method, so a GET body can never spill into the next request on the connection.
     const body = ctx.body ?? (hasBody(req) ? this.streamedBody() : null);
+    this.sentAt = Date.now();
     this.dispatcher.dispatch(
       {
         origin: this.opts.baseUrl.origin,
@@ -173,7 +176,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.held = { answer, chunks: [], size: 0 };
       return;
     }
-    pool.report(this.key, { status });
+    pool.report(this.key, { status, sentAt: this.sentAt });
     this.sink = this.relay(answer, controller);
   }
 

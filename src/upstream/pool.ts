@@ -38,6 +38,11 @@ export interface UpstreamResult {
   code?: string | null;
   /** From UpstreamPool.retryAfterMs(response headers). */
   retryAfterMs?: number;
+  /**
+   * When the request was sent (the pool's clock, Date.now()): an answer to a request sent before
+   * the key was found out of quota or refused says nothing about it now.
+   */
+  sentAt?: number;
 }
 
 export interface UpstreamKeyStatus {
@@ -81,6 +86,8 @@ class PoolKey implements UpstreamKey {
   lastErrorAt: number | undefined;
   /** When the state last changed or a probe last ran: paces revival probes. */
   lastCheckAt: number;
+  /** When the key last went into a state other than healthy (0: never). */
+  downSince = 0;
   probing = false;
   // Private fields and a prototype getter keep the key out of JSON.stringify, pino and util.inspect.
   readonly #secret: string;
@@ -246,6 +253,8 @@ export class UpstreamPool {
       if (status >= 200 && status < 300) k.served++;
       // An answer from a request sent before the 429 must not cut the rest short.
       if (k.state === 'cooling' && k.coolUntil > now) return;
+      // Nor one sent before the key ran out of quota or was refused bring it back.
+      if (k.state !== 'healthy' && result.sentAt !== undefined && result.sentAt < k.downSince) return;
       // A 4xx only proves that the key authenticates, not that its quota is back.
       if (k.state === 'exhausted' && status >= 400) return;
       if (k.state !== 'healthy') this.#setState(k, 'healthy', now, result);
@@ -378,6 +387,7 @@ export class UpstreamPool {
     const from = k.state;
     k.state = state;
     k.lastCheckAt = now;
+    if (state !== 'healthy') k.downSince = now;
     if (state !== 'cooling') k.coolUntil = 0;
     // Field names avoid "key": the logger redacts that path (src/logging/logger.ts).
     const fields = {

@@ -226,6 +226,24 @@ describe('UpstreamPool: reports', () => {
   });
 });
 
+describe('UpstreamPool: late answers', () => {
+  it('a success of a request sent before the key ran out of quota or was refused does not bring it back; one sent after does', () => {
+    for (const [status, code, state] of [[429, 'insufficient_quota', 'exhausted'], [401, 'invalid_api_key', 'invalid']] as const) {
+      const { pool, clock } = setup();
+      const a = keyOf(pool, 'a');
+      const sentBefore = clock.t;
+      clock.t += 1000;
+      pool.report(a, { status, code });
+      expect(a.state).toBe(state);
+      clock.t += 1000;
+      pool.report(a, { status: 200, sentAt: sentBefore });
+      expect(a.state, `late 200 after ${status}`).toBe(state);
+      pool.report(a, { status: 200, sentAt: clock.t });
+      expect(a.state).toBe('healthy');
+    }
+  });
+});
+
 describe('UpstreamPool: revival', () => {
   it('probes an exhausted key every 5 minutes at most and brings it back when the probe says so', async () => {
     const { pool, clock } = setup();
