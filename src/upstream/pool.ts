@@ -210,11 +210,22 @@ export class UpstreamPool {
    */
   fallback(exclude?: ReadonlySet<string>): UpstreamKey | undefined {
     const rank = { healthy: 0, cooling: 1, exhausted: 2, invalid: 3 } as const;
+    const n = this.#keys.length;
     let best: PoolKey | undefined;
-    for (const k of this.#keys) {
+    let bestIdx = 0;
+    // From the round-robin cursor, so that equally bad keys (all out of quota) take turns: in
+    // configured order the first took every request, and a key whose quota came back waited for
+    // its next probe.
+    for (let i = 0; i < n; i++) {
+      const idx = (this.#cursor + i) % n;
+      const k = this.#keys[idx]!;
       if (exclude?.has(k.id)) continue;
-      if (!best || rank[k.state] < rank[best.state] || (k.state === 'cooling' && best.state === 'cooling' && k.coolUntil < best.coolUntil)) best = k;
+      if (!best || rank[k.state] < rank[best.state] || (k.state === 'cooling' && best.state === 'cooling' && k.coolUntil < best.coolUntil)) {
+        best = k;
+        bestIdx = idx;
+      }
     }
+    if (best) this.#cursor = (bestIdx + 1) % n;
     return best;
   }
 

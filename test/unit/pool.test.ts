@@ -226,6 +226,16 @@ describe('UpstreamPool: reports', () => {
   });
 });
 
+describe('UpstreamPool: fallback', () => {
+  it('keys equally out of quota take turns (a key whose quota came back is found by a request, not only by its next probe)', () => {
+    const { pool } = setup();
+    for (const id of ['a', 'b', 'c']) pool.report(keyOf(pool, id), { status: 429, code: 'insufficient_quota' });
+    expect(pool.pick()).toBeUndefined();
+    const turns = Array.from({ length: 6 }, () => pool.fallback()?.id);
+    expect(turns).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
+  });
+});
+
 describe('UpstreamPool: late answers', () => {
   it('a success of a request sent before the key ran out of quota or was refused does not bring it back; one sent after does', () => {
     for (const [status, code, state] of [[429, 'insufficient_quota', 'exhausted'], [401, 'invalid_api_key', 'invalid']] as const) {
