@@ -222,6 +222,14 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.answered) return;
+    const held = this.held;
+    if (held) {
+      // A 429 / 401 whose body broke off while it was read: still news about this key, and still
+      // a reason to try another one.
+      this.held = undefined;
+      this.reportRefused(held.answer, null);
+      if (this.mayRetry()) return this.afterUpload(() => this.retry());
+    }
     this.afterUpload(() => this.failed(err));
   }
 
@@ -270,13 +278,22 @@ class Attempt implements Dispatcher.DispatchHandler {
     const body = decoded(raw, typeof encoding === 'string' ? encoding : undefined);
     if (body !== raw) delete answer.headers['content-encoding']; // relayed decoded, with its new length
     this.reportRefused(answer, errorCodeOf(body) ?? null);
+    if (this.mayRetry()) return this.retry();
+    relayReadAnswer(ctx, answer, body, res);
+  }
+
+  /** Another key may be tried: the body can be sent again, attempts are left, and a key is. */
+  private mayRetry(): boolean {
+    const { ctx, req, res, opts } = this;
     const replayable = ctx.body !== undefined || !hasBody(req);
     const maxAttempts = Math.min(opts.maxAttempts ?? 3, opts.pool.size);
-    if (replayable && this.tried.size < maxAttempts && !res.destroyed && opts.pool.hasUsable(this.tried)) {
-      ctx.retries = (ctx.retries ?? 0) + 1;
-      return new Attempt(opts, this.dispatcher, ctx, req, res, this.tried).send();
-    }
-    relayReadAnswer(ctx, answer, body, res);
+    return replayable && this.tried.size < maxAttempts && !res.destroyed && opts.pool.hasUsable(this.tried);
+  }
+
+  private retry(): void {
+    const { ctx, req, res, opts } = this;
+    ctx.retries = (ctx.retries ?? 0) + 1;
+    new Attempt(opts, this.dispatcher, ctx, req, res, this.tried).send();
   }
 }
 

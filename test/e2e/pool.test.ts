@@ -89,3 +89,43 @@ describe('upstream key pool', () => {
     expect(((await res.json()) as any).error.code).toBe('invalid_api_key');
   });
 });
+
+describe('a 429 whose body breaks off while it is read', () => {
+  it('still cools that key and is retried on another; the client gets the good answer', async () => {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      const key = (req.headers.authorization ?? '').replace('Bearer ', '');
+      seen.push(key);
+      req.resume();
+      req.on('end', () => {
+        if (key === 'sk-pool-cut-0000000000') {
+          res.writeHead(429, { 'content-type': 'application/json', 'content-length': '500', 'retry-after': '30' });
+          res.write('{"error":{"message":"Rate limit reached');
+          setTimeout(() => res.destroy(), 20);
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json', 'x-request-id': 'req_good' });
+        res.end(fixtureText('chat-completion.json'));
+      });
+    });
+    const local = await listenLocal(server);
+    const k = await startKeyward({
+      upstream: local.url,
+      keys: KEYS,
+      env: { OPENAI_API_KEYS: 'cut=sk-pool-cut-0000000000,good=sk-pool-good-00000000', STATUS_PAGE: 'public' },
+    });
+    try {
+      const client = new OpenAI({ baseURL: k.baseURL, apiKey: ALICE_KEY, maxRetries: 0 });
+      const first = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).withResponse();
+      expect(first.data.usage?.prompt_tokens).toBe(1258);
+      expect(seen).toEqual(['sk-pool-cut-0000000000', 'sk-pool-good-00000000']);
+      const row = await eventually(() => k.rows().find((r) => r.request_id === first.response.headers.get('x-keyward-request-id')));
+      expect(row).toMatchObject({ upstream_key: 'good', retries: 1, status: 200, outcome: 'ok' });
+      const status = (await (await fetch(k.url + '/', { headers: { accept: 'application/json' } })).json()) as { upstream_keys: { id: string; state: string }[] };
+      expect(status.upstream_keys.find((x) => x.id === 'cut')?.state).toBe('cooling');
+    } finally {
+      await k.stop();
+      await local.close();
+    }
+  });
+});
