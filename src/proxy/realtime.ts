@@ -11,7 +11,11 @@ import type { KeyRing } from '../keys/keyRing.js';
 import { checkAdmission, type PolicyEngine } from '../policy/authorize.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { SessionKeyWatch } from './sessionKeyWatch.js';
+import { errorCodeOf } from './relay.js';
 import { upstreamPath } from './upstreamPath.js';
+
+/** A refused handshake's body is read for OpenAI's error code up to this size. */
+const MAX_REFUSAL_BODY = 64 * 1024;
 
 /** Browsers cannot set headers on a WebSocket: OpenAI's clients send the key as a subprotocol. */
 const KEY_PROTOCOL = 'openai-insecure-api-key.';
@@ -69,18 +73,35 @@ export function createRealtimeUpgrade(parts: {
           // echoes part of the upstream key. This listener runs first: answer for it and close.
           proxyReq.on('response', (res) => {
             const status = res.statusCode ?? 502;
-            ctx.status = status;
+            ctx.status = 502; // what the client gets (the row's status is always that)
             ctx.outcome = 'upstream_error';
             ctx.error = `upstream refused the WebSocket (${status})`;
             const key = ctx.upstreamKey;
-            if (key) parts.pool.report(key, { status, retryAfterMs: UpstreamPool.retryAfterMs(res.headers) });
-            res.resume();
+            // Its body says why (insufficient_quota exhausts a key, a plain 429 cools it): read, bounded.
+            const chunks: Buffer[] = [];
+            let size = 0;
+            let reported = false;
+            const report = () => {
+              if (reported || !key) return;
+              reported = true;
+              const code = errorCodeOf(Buffer.concat(chunks)) ?? null;
+              parts.pool.report(key, { status, code, retryAfterMs: UpstreamPool.retryAfterMs(res.headers) });
+            };
+            res.on('data', (chunk: Buffer) => {
+              if (size >= MAX_REFUSAL_BODY) return;
+              chunks.push(chunk);
+              size += chunk.length;
+            });
+            res.once('end', report);
+            res.once('close', report);
             refuse(socket as Duplex, 502, 'Bad Gateway', `The upstream API refused the WebSocket (${status}).`, 'upstream_error');
             (socket as Duplex).destroy();
           });
           proxyReq.on('upgrade', (res, upstreamSocket) => {
             ctx.status = 101;
             ctx.ttfbMs = elapsedMs(ctx);
+            // A key that opens a session works: news for the pool (it may have been tried as a fallback).
+            if (ctx.upstreamKey) parts.pool.report(ctx.upstreamKey, { status: 101, sentAt: ctx.startedAt });
             const id = res.headers['x-request-id'];
             if (typeof id === 'string') ctx.upstreamRequestId = id;
             upstreamSocket.on('data', (chunk: Buffer) => (ctx.bytesOut += chunk.length));

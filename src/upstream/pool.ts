@@ -261,7 +261,7 @@ export class UpstreamPool {
       // OpenAI's own trouble (or no answer at all): not the key's fault, so it stays in rotation.
       this.#fail(k, result, now);
     } else {
-      if (status >= 200 && status < 300) k.served++;
+      if ((status >= 200 && status < 300) || status === 101) k.served++; // 101: a WebSocket session opened
       // An answer from a request sent before the 429 must not cut the rest short.
       if (k.state === 'cooling' && k.coolUntil > now) return;
       // Nor one sent before the key ran out of quota or was refused bring it back.

@@ -14,6 +14,11 @@ function upgradeUpstream(): Promise<{ url: string; seen: http.IncomingHttpHeader
   const server = http.createServer((_req, res) => res.end());
   server.on('upgrade', (req, socket) => {
     seen.push(req.headers);
+    if (req.headers.authorization === 'Bearer sk-upstream-quota0') {
+      const body = JSON.stringify({ error: { message: 'You exceeded your current quota.', type: 'insufficient_quota', param: null, code: 'insufficient_quota' } });
+      socket.end(`HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      return;
+    }
     if (req.headers.authorization !== 'Bearer sk-upstream-test') {
       socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n');
       return;
@@ -128,7 +133,35 @@ describe('Realtime WebSocket', () => {
       await new Promise((ok) => r.socket.once('close', ok));
       expect(r.text()).not.toContain('1234');
       const row = await eventually(() => local.rows()[0]);
-      expect(row).toMatchObject({ outcome: 'upstream_error', status: 401 });
+      // The row's status is what the client got; the upstream's is in the error.
+      expect(row).toMatchObject({ outcome: 'upstream_error', status: 502, error: 'upstream refused the WebSocket (401)' });
+    } finally {
+      await local.stop();
+    }
+  });
+
+  it('the key pool hears from sessions: a refusal for quota exhausts that key, an opened session counts as served', async () => {
+    const local = await startKeyward({
+      upstream: up.url,
+      keys: [{ key: RT_KEY, name: 'Rita', email: 'rita@example.com', endpoints: ['realtime'] }],
+      env: { OPENAI_API_KEYS: 'quota=sk-upstream-quota0,good=sk-upstream-test', STATUS_PAGE: 'public' },
+    });
+    try {
+      const pool = async () =>
+        ((await (await fetch(local.url + '/', { headers: { accept: 'application/json' } })).json()) as { upstream_keys: { id: string; state: string; served: number }[] }).upstream_keys;
+      const refused = await upgrade(local.url, { authorization: `Bearer ${RT_KEY}` });
+      expect(refused.status).toBe('HTTP/1.1 502 Bad Gateway');
+      // Reported once the refusal's body is read: poll the status page for it.
+      let state: string | undefined;
+      for (let i = 0; i < 100 && state !== 'exhausted'; i++) {
+        state = (await pool()).find((k) => k.id === 'quota')?.state;
+        if (state !== 'exhausted') await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(state).toBe('exhausted');
+      const opened = await upgrade(local.url, { authorization: `Bearer ${RT_KEY}` });
+      expect(opened.status).toBe('HTTP/1.1 101 Switching Protocols');
+      opened.socket.end();
+      expect((await pool()).find((k) => k.id === 'good')).toMatchObject({ state: 'healthy', served: 1 });
     } finally {
       await local.stop();
     }
