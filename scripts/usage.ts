@@ -145,9 +145,9 @@ function main(): void {
     throw err;
   }
   // An empty file is no database yet either: opening it would create the tables (a report only reads).
-  const missing = !existsSync(usageDb);
-  if (missing || (statSync(usageDb).isFile() && statSync(usageDb).size === 0)) {
-    if (format === 'text') process.stdout.write(`No usage recorded yet (${usageDb} ${missing ? 'does not exist' : 'is empty'}).\n`);
+  const stat = existsSync(usageDb) ? statSync(usageDb) : undefined;
+  if (!stat || (stat.isFile() && stat.size === 0)) {
+    if (format === 'text') process.stdout.write(`No usage recorded yet (${usageDb} ${stat ? 'is empty' : 'does not exist'}).\n`);
     else if (email === undefined) printUsers([], format);
     else printGroups(email, [], [], format);
     return;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { parseUpstreamKeysEnv, UpstreamKeysError, type UpstreamKeyConfig } from '../upstream/poolConfig.js';
+import { HEADER_SAFE_KEY, HEADER_SAFE_KEY_RULE, parseUpstreamKeysEnv, UpstreamKeysError, type UpstreamKeyConfig } from '../upstream/poolConfig.js';
 import { jsonErrorLine } from '../util/jsonErrors.js';
 import { ConfigFileSchema, DEFAULTS, type Config, type ConfigFile } from './schema.js';
 
@@ -59,16 +59,15 @@ export function describeIssues(error: z.ZodError): string {
  */
 function singleKey(key: string): UpstreamKeyConfig {
   // The message names the rule only: a key, or a piece of it, is never printed.
-  if (!/^[\x21-\x7e]+$/.test(key)) throw new ConfigError('OPENAI_API_KEY: a key must be printable ASCII without spaces');
+  if (!HEADER_SAFE_KEY.test(key)) throw new ConfigError(`OPENAI_API_KEY: ${HEADER_SAFE_KEY_RULE}`);
   return { key };
 }
 
 function intFromEnv(name: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined || value === '') return undefined;
-  // Decimal digits only: Number() would also take "0x50", "1e3" or " 80 ".
-  if (!/^-?\d+$/.test(value)) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
+  // Decimal digits only: Number() would also take "0x50", "1e3" or " 80 ".
+  if (!/^-?\d+$/.test(value) || n < min || n > max) {
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
   }
   return n;

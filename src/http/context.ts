@@ -2,7 +2,7 @@ import type { ClientRequest, ServerResponse } from 'node:http';
 import type { KeyRecord } from '../keys/types.js';
 import type { UpstreamKey } from '../upstream/pool.js';
 import type { Endpoint } from '../usage/endpoint.js';
-import type { UsageCounts } from '../usage/types.js';
+import type { PricedTier, UsageCounts } from '../usage/types.js';
 
 export type Outcome = 'ok' | 'upstream_error' | 'client_aborted' | 'stream_broken';
 
@@ -43,8 +43,8 @@ export interface RequestContext {
   ttfbMs?: number;
   upstreamRequestId?: string;
   responseModel?: string;
-  /** The service tier the answer says served it (priority and flex are priced apart). */
-  serviceTier?: string;
+  /** The service tier the answer says served it, when it is one priced apart. */
+  serviceTier?: PricedTier;
   /** Parse and keep the whole JSON answer (logBodies); otherwise only model and usage are read. */
   keepResponseJson?: boolean;
   /** Parsed JSON response body, kept only for logBodies. */

@@ -1,3 +1,5 @@
+import { pathProblem } from './plainPath.js';
+
 /**
  * Every path under /v1/ belongs to one endpoint family. Keys may use the inference families by
  * default; anything that reads or changes the account (files, batches, fine-tuning, the admin API …)
@@ -53,13 +55,11 @@ const BY_SEGMENT: Record<string, Family> = {
   organization: 'organization',
 };
 
-const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
-
 /**
  * `path` is the URL path (no query). Creating a chat completion is `chat`; listing, reading,
  * changing or deleting stored completions (everyone's, project-wide) is `stored_completions`.
  * Deleting a model deletes a fine-tuned model of the account: `fine_tuning`, not `models`.
- * Call it with a plain path only (plainPath.ts): it does not resolve dot segments or escapes.
+ * A path that is not plain (plainPath.ts) is `other`: it does not resolve dot segments or escapes.
  */
 export function familyOf(method: string, path: string): Family {
   // Memoised: a gateway sees the same few method + path pairs over and over, and splitting and
@@ -84,9 +84,9 @@ const memo = new Map<string, Family>();
 function classify(method: string, path: string): Family {
   const parts = path.split('/').filter(Boolean);
   if (parts[0] !== 'v1' || parts.length < 2) return 'other';
-  // Dot segments (plain or percent-encoded) are forwarded as sent, and an upstream that resolves them
-  // would serve another family's path (/v1/embeddings/../files): such a path has no known family.
-  if (parts.some((p) => DOT_SEGMENT.test(p))) return 'other';
+  // A path an upstream could read as another endpoint (/v1/embeddings/../files) has no known
+  // family. authorizeEndpoint refuses such paths first; this keeps familyOf safe on its own.
+  if (pathProblem(path) !== undefined) return 'other';
   // Own properties only: /v1/constructor or /v1/__proto__ must not find Object.prototype's members.
   const family = Object.hasOwn(BY_SEGMENT, parts[1]!) ? BY_SEGMENT[parts[1]!]! : 'other';
   if (family === 'chat') {

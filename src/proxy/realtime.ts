@@ -11,6 +11,7 @@ import type { KeyRing } from '../keys/keyRing.js';
 import { checkAdmission, type PolicyEngine } from '../policy/authorize.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { SessionKeyWatch } from './sessionKeyWatch.js';
+import { readBody } from './readBody.js';
 import { errorCodeOf } from './relay.js';
 import { upstreamPath } from './upstreamPath.js';
 
@@ -78,22 +79,10 @@ export function createRealtimeUpgrade(parts: {
             ctx.error = `upstream refused the WebSocket (${status})`;
             const key = ctx.upstreamKey;
             // Its body says why (insufficient_quota exhausts a key, a plain 429 cools it): read, bounded.
-            const chunks: Buffer[] = [];
-            let size = 0;
-            let reported = false;
-            const report = () => {
-              if (reported || !key) return;
-              reported = true;
-              const code = errorCodeOf(Buffer.concat(chunks)) ?? null;
-              parts.pool.report(key, { status, code, retryAfterMs: UpstreamPool.retryAfterMs(res.headers) });
-            };
-            res.on('data', (chunk: Buffer) => {
-              if (size >= MAX_REFUSAL_BODY) return;
-              chunks.push(chunk);
-              size += chunk.length;
+            readBody(res, MAX_REFUSAL_BODY, (err, body) => {
+              const code = err || !body ? null : (errorCodeOf(body) ?? null);
+              if (key) parts.pool.report(key, { status, code, retryAfterMs: UpstreamPool.retryAfterMs(res.headers) });
             });
-            res.once('end', report);
-            res.once('close', report);
             refuse(socket as Duplex, 502, 'Bad Gateway', `The upstream API refused the WebSocket (${status}).`, 'upstream_error');
             (socket as Duplex).destroy();
           });

@@ -4,14 +4,17 @@ import { keyIdOf, sha256Hex } from '../keys/hash.js';
 /** A label doubles as the key's public id (usage rows, logs, status page), so keep it plain. */
 const LABEL_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+/** An upstream key goes into an Authorization header: a space or a non-ASCII character would break the request. */
+export const HEADER_SAFE_KEY = /^[\x21-\x7e]+$/;
+export const HEADER_SAFE_KEY_RULE = 'a key must be printable ASCII without spaces';
+
 /** One real OpenAI key of the upstream pool, as config.json holds it. */
 export const UpstreamKeySchema = z
   .object({
     key: z
       .string()
       .min(8, 'a key must be at least 8 characters')
-      // It goes into an Authorization header: a space or a non-ASCII character would break the request.
-      .regex(/^[\x21-\x7e]+$/, 'a key must be printable ASCII without spaces'),
+      .regex(HEADER_SAFE_KEY, HEADER_SAFE_KEY_RULE),
     label: z
       .string()
       .regex(LABEL_RE, 'a label is 1-64 letters, digits, "_", "." or "-", starting with a letter or digit')

@@ -3,7 +3,7 @@
  * from upstream (or whatever sits in between), so anything malformed yields nothing, never a throw.
  */
 import type { Endpoint } from './endpoint.js';
-import type { Extracted, UsageCounts } from './types.js';
+import type { Extracted, PricedTier, UsageCounts } from './types.js';
 
 type Json = Record<string, unknown>;
 type Usage = Partial<UsageCounts>;
@@ -15,8 +15,8 @@ type EventReader = (data: Json, type: string | undefined) => Extracted | undefin
 const obj = (v: unknown): Json | undefined =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined;
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
-/** The service tiers priced apart; any other ("default", "auto", "scale") is priced as standard. */
-const pricedTier = (v: unknown): string | undefined => (v === 'priority' || v === 'flex' ? v : undefined);
+/** The service tier, if it is one priced apart. */
+const pricedTier = (v: unknown): PricedTier | undefined => (v === 'priority' || v === 'flex' ? v : undefined);
 const count = (v: unknown): number | undefined =>
   typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
 
@@ -128,7 +128,7 @@ const JSON_USAGE: Partial<Record<Endpoint, UsageReader>> = {
   'audio.speech': speechUsage,
 };
 
-function result(model: string | undefined, usage: Usage | undefined, serviceTier?: string): Extracted {
+function result(model: string | undefined, usage: Usage | undefined, serviceTier?: PricedTier): Extracted {
   const out: Extracted = {};
   if (model !== undefined) out.model = model;
   if (usage !== undefined) out.usage = usage;

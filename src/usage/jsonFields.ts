@@ -5,9 +5,9 @@ const MODEL_KEY = Buffer.from('"model"');
 const TIER_KEY = Buffer.from('"service_tier"');
 
 /**
- * The `model` and `usage` of an OpenAI JSON answer (and that its tier is not one priced apart), read from its bytes without parsing the whole
- * body: a chat answer is small, but an embeddings list or a base64 image can be megabytes, and only
- * two fields are needed. Inside JSON strings a quote is always escaped, so the raw bytes `"usage"`
+ * The `model` and `usage` of an OpenAI JSON answer (and that its tier is not one priced apart),
+ * read from its bytes without parsing the whole body: a chat answer is small, but an embeddings
+ * list or a base64 image can be megabytes, and only two fields are needed. Inside JSON strings a quote is always escaped, so the raw bytes `"usage"`
  * and `"model"` can only be keys. `usage` is the last such key (OpenAI puts the top-level one after
  * the content); `model` the first. Returns undefined when the shape is not as expected (the caller
  * then parses the whole body).

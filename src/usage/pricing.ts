@@ -17,9 +17,6 @@ export interface TokenPrices {
   output_image?: number;
 }
 
-/** OpenAI's service tiers with prices of their own; any other tier ("default", "scale", none) is standard. */
-export type PricedTier = 'priority' | 'flex';
-
 /**
  * List prices of one model. Token prices are USD per 1M tokens; per_second, per_character and
  * per_image are USD per unit. The same shape and units are used by config overrides. `priority`

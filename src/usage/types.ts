@@ -36,11 +36,14 @@ export const emptyUsage = (): UsageCounts => ({
   input_characters: null,
 });
 
+/** OpenAI's service tiers with prices of their own; any other ("default", "auto", "scale") is standard. */
+export type PricedTier = 'priority' | 'flex';
+
 /** What an extractor found in a response body or in one stream event. */
 export interface Extracted {
   usage?: Partial<UsageCounts>;
   /** The model the upstream says served the request (often a dated snapshot). */
   model?: string;
   /** "priority" or "flex" when that service tier served it (their prices differ); else undefined. */
-  serviceTier?: string;
+  serviceTier?: PricedTier;
 }
